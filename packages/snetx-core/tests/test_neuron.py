@@ -1,0 +1,227 @@
+import itertools
+
+import pytest
+import torch
+from reference import DERIVATIVES, lif_backward_by_hand, lif_reference
+
+from snetx.snn import neuron, surrogate
+from snetx.snn.functional import FusedLIF, lif
+
+SHAPES = [(3, 5), (2, 6, 7), (2, 4, 3, 5), (2, 3, 2, 4, 4)]
+
+
+def _inputs(shape, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # inputs around the threshold so neurons both fire and stay silent
+    x = (torch.rand(shape, generator=g, dtype=torch.float64) * 1.6).to(dtype)
+    grad = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+    return x, grad
+
+
+def _grads(fn, x, grad):
+    x = x.clone().requires_grad_()
+    y = fn(x)
+    (gx,) = torch.autograd.grad(y, x, grad)
+    return y.detach(), gx
+
+
+@pytest.mark.parametrize("name", list(DERIVATIVES))
+@pytest.mark.parametrize("detach", [False, True])
+def test_matches_reference_loop_every_surrogate(name, detach):
+    x, g = _inputs((4, 6, 33))
+    args = dict(tau=2.0, v_th=1.0, v_reset=-0.3, alpha=3.0, detach=detach)
+    y, gx = _grads(lambda x: lif(x, sg=name, **args), x, g)
+    y_ref, gx_ref = _grads(
+        lambda x: lif_reference(x, args["tau"], args["v_th"], args["v_reset"], name, 3.0, detach), x, g
+    )
+    assert torch.equal(y, y_ref)
+    assert y.sum() > 0 and (1 - y).sum() > 0
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
+    by_hand = lif_backward_by_hand(x, g, args["tau"], 1.0, -0.3, name, 3.0, detach)
+    torch.testing.assert_close(gx, by_hand, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "tau,v_reset,detach,shape",
+    list(itertools.product([1.0, 1.5, 2.0, 4.0], [0.0, 0.4, -0.5], [False, True], SHAPES)),
+)
+def test_tau_reset_shapes(tau, v_reset, detach, shape):
+    x, g = _inputs(shape, seed=int(tau * 10) + len(shape))
+    mod = neuron.LIF(tau=tau, v_th=1.0, v_reset=v_reset, detach=detach)
+    y, gx = _grads(mod, x, g)
+    y_ref, gx_ref = _grads(lambda x: lif_reference(x, tau, 1.0, v_reset, "arctan", 4.0, detach), x, g)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert torch.equal(y, y_ref)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_v_reset_enters_the_gradient():
+    # The (v_reset - h) factor of SPEC §2: dropping v_reset changes the gradient.
+    x, g = _inputs((2, 8, 50))
+    _, g0 = _grads(lambda x: lif(x, v_reset=0.0), x, g)
+    _, g1 = _grads(lambda x: lif(x, v_reset=-0.5), x, g)
+    _, g1_ref = _grads(lambda x: lif_reference(x, 2.0, 1.0, -0.5, "arctan", 4.0, False), x, g)
+    torch.testing.assert_close(g1, g1_ref, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(g0, g1)
+
+
+def test_threshold_tie_fires():
+    x = torch.tensor([[[1.0], [0.5], [0.75]]], dtype=torch.float64)
+    # h = 1.0 fires at exactly v_th; then h = 0.5, then 0.25 + 0.75 = 1.0 fires again
+    assert lif(x).flatten().tolist() == [1.0, 0.0, 1.0]
+
+
+def test_float32_matches_float64_reference():
+    x, g = _inputs((8, 8, 257), dtype=torch.float32, seed=3)
+    y, gx = _grads(neuron.LIF(v_reset=0.2), x, g)
+    y_ref, gx_ref = _grads(
+        lambda x: lif_reference(x, 2.0, 1.0, 0.2, "arctan", 4.0, False), x.double(), g.double()
+    )
+    # float32 rounding can flip a spike only at a near-exact tie
+    assert (y.double() != y_ref).float().mean() < 1e-3
+    same = (y.double() == y_ref).all(dim=1, keepdim=True).expand_as(y)
+    torch.testing.assert_close(gx.double()[same], gx_ref[same], rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_under_autocast_keeps_dtype_and_close_to_fp32():
+    x, g = _inputs((4, 4, 64), dtype=torch.float32, seed=5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        xb = x.clone().requires_grad_()
+        y = neuron.LIF()(xb.to(torch.bfloat16))
+        assert y.dtype == torch.bfloat16
+        y.float().mul(g).sum().backward()
+    y32, g32 = _grads(neuron.LIF(), x.to(torch.bfloat16).float(), g)
+    assert torch.equal(y.float(), y32)
+    assert xb.grad.dtype == torch.float32
+    torch.testing.assert_close(xb.grad, g32, rtol=2e-2, atol=2e-2)
+
+
+def test_non_contiguous_and_channels_last():
+    x, g = _inputs((3, 4, 6, 5, 5))
+    xt = x.transpose(3, 4)  # non-contiguous view
+    y, gx = _grads(neuron.LIF(), xt, g)
+    y_ref, gx_ref = _grads(lambda x: lif_reference(x, 2.0, 1.0, 0.0, "arctan", 4.0, False), xt.contiguous(), g)
+    assert torch.equal(y, y_ref)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
+    frames = x[:, 0].contiguous(memory_format=torch.channels_last)
+    cl = torch.stack([frames] * 4, 1)
+    assert torch.equal(neuron.LIF()(cl), lif_reference(cl.contiguous(), 2.0, 1.0, 0.0, "arctan", 4.0, False))
+
+
+def test_saves_only_h_for_backward():
+    x = torch.rand(2, 5, 7, requires_grad=True)
+    y = FusedLIF.apply(x, 2.0, 1.0, 0.0, surrogate.arc_tan, 4.0, False)
+    saved = y.grad_fn.saved_tensors
+    assert len(saved) == 1 and saved[0].shape == x.shape
+
+
+def test_alpha_callable_read_once_per_forward():
+    calls = []
+
+    def alpha():
+        calls.append(1)
+        return 2.0
+
+    x, g = _inputs((2, 5, 9))
+    y, gx = _grads(neuron.LIF(alpha=alpha), x, g)
+    assert len(calls) == 1
+    _, gx_ref = _grads(lambda x: lif_reference(x, 2.0, 1.0, 0.0, "arctan", 2.0, False), x, g)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_custom_surrogate_without_derivative_uses_plain_loop():
+    class Boxcar(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, z, alpha):
+            ctx.save_for_backward(z)
+            return (z >= 0).to(z.dtype)
+
+        @staticmethod
+        def backward(ctx, g):
+            (z,) = ctx.saved_tensors
+            return g * (z.abs() < 0.5).to(z.dtype), None
+
+    assert not surrogate.has_derivative(Boxcar)
+    x, g = _inputs((2, 5, 11))
+    _, gx = _grads(neuron.LIF(sg=Boxcar), x, g)
+    _, gx_ref = _grads(lambda x: lif_reference(x, 2.0, 1.0, 0.0, "rectangular", 1.0, False), x, g)
+    torch.testing.assert_close(gx, gx_ref)
+
+
+def test_gradcheck_charge_path_float64():
+    # Spikes are piecewise constant, so finite differences only see the charge path.
+    # Sub-threshold, with ste (sigma' = 1) and a detached reset, the surrogate gradient of
+    # sum(spikes) is exactly d(sum h)/dx, which gradcheck verifies numerically.
+    x = (torch.rand(2, 4, 3, dtype=torch.float64) * 0.3).requires_grad_()
+
+    def sum_h(x):
+        u, total = torch.zeros_like(x[:, 0]), 0
+        for t in range(x.shape[1]):
+            u = u / 1.5 + x[:, t]
+            total = total + u.sum()
+        return total
+
+    assert torch.autograd.gradcheck(sum_h, (x,))
+    spikes = lif(x, tau=1.5, sg="ste", alpha=1.0, detach=True)
+    assert spikes.sum() == 0
+    (g_fused,) = torch.autograd.grad(spikes.sum(), x)
+    (g_h,) = torch.autograd.grad(sum_h(x), x)
+    torch.testing.assert_close(g_fused, g_h, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(tau=0.5), ValueError, "tau must be >= 1"),
+        (dict(tau=float("inf")), ValueError, "tau must be finite"),
+        (dict(tau="2"), TypeError, "tau must be a real number"),
+        (dict(v_reset=1.0), ValueError, "v_reset must be < v_th"),
+        (dict(v_th=float("nan")), ValueError, "v_th must be finite"),
+        (dict(sg="tanh"), ValueError, "unknown surrogate name 'tanh'; known names: 'arctan'"),
+        (dict(sg=42), TypeError, "sg must be"),
+        (dict(alpha="4"), TypeError, "alpha must be a number or a zero-argument callable"),
+        (dict(alpha=-1.0), ValueError, "alpha must be finite and > 0"),
+        (dict(detach=1), TypeError, "detach must be a bool"),
+    ],
+)
+def test_bad_parameters(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        neuron.LIF(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "x,exc,match",
+    [
+        (torch.zeros(5), ValueError, "at least 2 dims"),
+        (torch.zeros(2, 3, dtype=torch.int64), TypeError, "floating-point"),
+        (torch.zeros(2, 3, dtype=torch.bool), TypeError, "floating-point"),
+    ],
+)
+def test_bad_input(x, exc, match):
+    with pytest.raises(exc, match=match):
+        neuron.LIF()(x)
+
+
+def test_if_is_lif_without_leak():
+    x, g = _inputs((2, 5, 8))
+    y, gx = _grads(neuron.IF(v_reset=0.1), x, g)
+    y_ref, gx_ref = _grads(lambda x: lif_reference(x, 1.0, 1.0, 0.1, "arctan", 4.0, False), x, g)
+    assert torch.equal(y, y_ref)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
+    assert "tau=1.0" in repr(neuron.IF())
+
+
+def test_torch_compile_runs_and_matches():
+    mod = neuron.LIF(v_reset=-0.2)
+    compiled = torch.compile(mod, backend="aot_eager", fullgraph=True)
+    x, g = _inputs((2, 4, 16), dtype=torch.float32)
+    y, gx = _grads(compiled, x, g)
+    y_ref, gx_ref = _grads(mod, x, g)
+    assert torch.equal(y, y_ref)
+    torch.testing.assert_close(gx, gx_ref)
+
+
+def test_alpha_callable_error_at_forward():
+    mod = neuron.LIF(alpha=lambda: "sharp")
+    with pytest.raises(TypeError, match="alpha must give a real number"):
+        mod(torch.zeros(1, 2))

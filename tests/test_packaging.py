@@ -1,0 +1,108 @@
+"""Install the built wheels into fresh venvs, per combination, and check what imports.
+
+Run by ``nox -s packaging`` (after ``nox -s build``): SNETX_DIST names the wheel folder
+and SNETX_DEPS_SITE the shared site-packages holding torch & co., which each fresh venv
+sees through a .pth file (pip then treats them as installed; --no-index keeps it offline).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DIST = Path(os.environ.get("SNETX_DIST", ROOT / "dist"))
+DEPS_SITE = os.environ.get("SNETX_DEPS_SITE")
+VERSION = (ROOT / "VERSION").read_text().strip()
+
+pytestmark = pytest.mark.skipif(
+    not DEPS_SITE or not DIST.is_dir(), reason="run through 'nox -s packaging' (needs built wheels)"
+)
+
+PROBE = r"""
+import importlib, json, sys
+import snetx
+result = {"torch_after_import_snetx": "torch" in sys.modules, "version": snetx.__version__}
+for name in ("snn", "cuend", "dataset", "models"):
+    try:
+        getattr(snetx, name)
+        result[name] = "ok"
+    except ModuleNotFoundError as e:
+        result[name] = "missing: " + str(e)
+try:
+    importlib.import_module("snetx.dataset.vision")
+    result["import snetx.dataset.vision"] = "ok"
+except ModuleNotFoundError as e:
+    result["import snetx.dataset.vision"] = "missing: " + str(e)
+print(json.dumps(result))
+"""
+
+CASES = {
+    "core": (["snetx-core"], {"snn"}),
+    "core+vision": (["snetx-vision"], {"snn", "dataset", "models"}),
+    "core+cuda": (["snetx-cuda"], {"snn", "cuend"}),
+    "meta[all]": (["snetx[all]"], {"snn", "cuend", "dataset", "models"}),
+}
+PROVIDER = {"cuend": "snetx-cuda", "dataset": "snetx-vision", "models": "snetx-vision"}
+
+
+def _fresh_venv(path: Path) -> Path:
+    subprocess.check_call([sys.executable, "-m", "venv", "--without-pip", str(path)])
+    python = path / "bin" / "python"
+    site = subprocess.check_output(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+    ).strip()
+    Path(site, "_deps.pth").write_text(DEPS_SITE + "\n")
+    return python
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_install_combination(case, tmp_path):
+    requirements, present = CASES[case]
+    python = _fresh_venv(tmp_path / "venv")
+    subprocess.check_call(
+        [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(DIST),
+         *requirements]
+    )
+    out = subprocess.check_output([str(python), "-c", PROBE], text=True, cwd=tmp_path)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["torch_after_import_snetx"] is False
+    assert result["version"] == VERSION
+    for name in ("snn", "cuend", "dataset", "models"):
+        if name in present:
+            assert result[name] == "ok", (name, result[name])
+        else:
+            assert result[name].startswith("missing"), (name, result[name])
+            assert f"pip install {PROVIDER[name]}" in result[name]
+    if "dataset" not in present:
+        assert "snetx-vision" in result["import snetx.dataset.vision"]
+    listed = subprocess.check_output([str(python), "-m", "pip", "list", "--format=json"], text=True)
+    versions = {d["name"]: d["version"] for d in json.loads(listed) if d["name"].startswith("snetx")}
+    assert set(versions.values()) == {VERSION}
+
+
+def _metadata(wheel: Path):
+    with zipfile.ZipFile(wheel) as z:
+        name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        return Parser().parsestr(z.read(name).decode()), z.namelist()
+
+
+def test_wheels_share_one_version_with_exact_pins():
+    wheels = sorted(DIST.glob(f"snetx*-{VERSION}-py3-none-any.whl"))
+    assert len(wheels) == 4, [w.name for w in wheels]
+    for wheel in wheels:
+        meta, names = _metadata(wheel)
+        assert meta["Version"] == VERSION
+        for req in meta.get_all("Requires-Dist") or []:
+            if req.startswith("snetx"):
+                assert f"=={VERSION}" in req, req
+        # only snetx-core ships the namespace's __init__
+        owns_init = "snetx/__init__.py" in names
+        assert owns_init == (meta["Name"] == "snetx-core"), meta["Name"]
+    sdists = sorted(DIST.glob(f"snetx*-{VERSION}.tar.gz"))
+    assert len(sdists) == 4, [s.name for s in sdists]
