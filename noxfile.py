@@ -77,8 +77,17 @@ def pip(session: nox.Session, *args: str) -> None:
 def install_editable(session: nox.Session, parts) -> None:
     link_deps(session)
     # a reused venv may hold other distributions from an earlier combination
-    session.run("python", "-m", "pip", "uninstall", "-q", "-y",
-                *[f"snetx-{p}" for p in PACKAGES if p not in parts], "snetx", silent=True)
+    session.run(
+        "python",
+        "-m",
+        "pip",
+        "uninstall",
+        "-q",
+        "-y",
+        *[f"snetx-{p}" for p in PACKAGES if p not in parts],
+        "snetx",
+        silent=True,
+    )
     for part in parts:
         pip(session, "-e", str(PACKAGES[part]))
 
@@ -89,8 +98,9 @@ def run_pytest(session: nox.Session, parts, *extra: str) -> None:
     session.run("python", "-m", "pytest", *paths, *extra, *session.posargs)
     if "-m" not in extra:
         # docstring examples, so documentation and code cannot drift
-        session.run("python", "-m", "pytest", "-q", "--doctest-modules", *srcs,
-                    "--ignore-glob=*__main__.py")
+        session.run(
+            "python", "-m", "pytest", "-q", "--doctest-modules", *srcs, "--ignore-glob=*__main__.py"
+        )
 
 
 @nox.session(venv_params=VENV_PARAMS)
@@ -98,6 +108,8 @@ def tests(session: nox.Session) -> None:
     """All distributions, CPU tests (gpu-marked tests skip with a reason)."""
     install_editable(session, COMBOS["all"])
     run_pytest(session, COMBOS["all"])
+    with session.chdir(ROOT / "test"):  # the original documented smoke test: README examples
+        session.run("python", "main.py")
 
 
 def _combo_session(combo: str):
@@ -105,7 +117,9 @@ def _combo_session(combo: str):
         install_editable(session, COMBOS[combo])
         run_pytest(session, COMBOS[combo])
 
-    session_fn.__doc__ = f"CPU tests with only {', '.join('snetx-' + p for p in COMBOS[combo])} installed."
+    session_fn.__doc__ = (
+        f"CPU tests with only {', '.join('snetx-' + p for p in COMBOS[combo])} installed."
+    )
     return session_fn
 
 
@@ -118,20 +132,34 @@ for _combo in ("core", "core-vision", "core-cuda"):
 def tests_gpu(session: nox.Session, combo: str) -> None:
     """pytest -m gpu for each combination; fails (never passes vacuously) without CUDA."""
     install_editable(session, COMBOS[combo])
-    visible = session.run(
-        "python", "-c", "import torch; print(torch.cuda.device_count())", silent=True
-    ).strip().splitlines()[-1]
+    visible = (
+        session.run("python", "-c", "import torch; print(torch.cuda.device_count())", silent=True)
+        .strip()
+        .splitlines()[-1]
+    )
     if visible == "0":
-        session.error("tests-gpu needs a visible CUDA device (torch.cuda.device_count() == 0); "
-                      "run it on a GPU machine or run 'nox -s tests' for the CPU suite")
+        session.error(
+            "tests-gpu needs a visible CUDA device (torch.cuda.device_count() == 0); "
+            "run it on a GPU machine or run 'nox -s tests' for the CPU suite"
+        )
     run_pytest(session, COMBOS[combo], "-m", "gpu", "-p", "no:cacheprovider")
 
 
 @nox.session(venv_params=VENV_PARAMS)
 def lint(session: nox.Session) -> None:
     link_deps(session)
-    session.run("python", "-m", "ruff", "check", "packages", "benchmarks", "tools", "test",
-                "noxfile.py", "tests")
+    session.run(
+        "python",
+        "-m",
+        "ruff",
+        "check",
+        "packages",
+        "benchmarks",
+        "tools",
+        "test",
+        "noxfile.py",
+        "tests",
+    )
 
 
 @nox.session(venv_params=VENV_PARAMS)
@@ -140,8 +168,16 @@ def build(session: nox.Session) -> None:
     link_deps(session)
     out = ROOT / "dist"
     for name in ("snetx-core", "snetx-cuda", "snetx-vision", "snetx"):
-        session.run("python", "-m", "build", "--no-isolation", "-o", str(out),
-                    str(ROOT / "packages" / name), silent=True)
+        session.run(
+            "python",
+            "-m",
+            "build",
+            "--no-isolation",
+            "-o",
+            str(out),
+            str(ROOT / "packages" / name),
+            silent=True,
+        )
     session.log(f"built: {sorted(p.name for p in out.iterdir())}")
 
 
@@ -149,8 +185,14 @@ def build(session: nox.Session) -> None:
 def packaging(session: nox.Session) -> None:
     """Build every distribution, install combinations into fresh venvs, check imports."""
     build(session)
-    session.run("python", "-m", "pytest", "-q", str(ROOT / "tests" / "test_packaging.py"),
-                env={"SNETX_DIST": str(ROOT / "dist")})
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        str(ROOT / "tests" / "test_packaging.py"),
+        env={"SNETX_DIST": str(ROOT / "dist")},
+    )
 
 
 @nox.session(venv_params=VENV_PARAMS)

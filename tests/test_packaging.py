@@ -66,8 +66,17 @@ def test_install_combination(case, tmp_path):
     requirements, present = CASES[case]
     python = _fresh_venv(tmp_path / "venv")
     subprocess.check_call(
-        [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(DIST),
-         *requirements]
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(DIST),
+            *requirements,
+        ]
     )
     out = subprocess.check_output([str(python), "-c", PROBE], text=True, cwd=tmp_path)
     result = json.loads(out.strip().splitlines()[-1])
@@ -82,7 +91,9 @@ def test_install_combination(case, tmp_path):
     if "dataset" not in present:
         assert "snetx-vision" in result["import snetx.dataset.vision"]
     listed = subprocess.check_output([str(python), "-m", "pip", "list", "--format=json"], text=True)
-    versions = {d["name"]: d["version"] for d in json.loads(listed) if d["name"].startswith("snetx")}
+    versions = {
+        d["name"]: d["version"] for d in json.loads(listed) if d["name"].startswith("snetx")
+    }
     assert set(versions.values()) == {VERSION}
 
 

@@ -2,10 +2,9 @@ import importlib
 
 import pytest
 import torch
-from torch import nn
-
 from snetx.snn import algorithm, neuron
 from snetx.snn.algorithm import TET, DirectEncoder, EvolvedAlpha, TETLoss, Tosnn
+from torch import nn
 
 
 def test_algothrim_spelling_is_the_same_module_api():
@@ -24,7 +23,9 @@ def test_tosnn_equals_per_frame_application_on_non_contiguous_input():
     x = torch.randn(2, 5, 3, 8, 6).transpose(3, 4)  # N x T x C x H x W, non-contiguous
     assert not x.is_contiguous()
     y = Tosnn(block)(x)
-    expected = torch.stack([torch.stack([block(x[n, t : t + 1])[0] for t in range(5)]) for n in range(2)])
+    expected = torch.stack(
+        [torch.stack([block(x[n, t : t + 1])[0] for t in range(5)]) for n in range(2)]
+    )
     assert y.shape == (2, 5, 4, 3, 4)
     torch.testing.assert_close(y, expected)
 

@@ -3,11 +3,13 @@ import itertools
 import pytest
 import torch
 from reference import DERIVATIVES, lif_backward_by_hand, lif_reference
-
 from snetx.snn import neuron, surrogate
 from snetx.snn.functional import FusedLIF, lif
 
 SHAPES = [(3, 5), (2, 6, 7), (2, 4, 3, 5), (2, 3, 2, 4, 4)]
+
+# every test here runs on both CPU paths: the compiled kernel and the eager torch ops
+pytestmark = pytest.mark.usefixtures("cpu_kernel")
 
 
 def _inputs(shape, dtype=torch.float64, seed=0):
@@ -32,7 +34,9 @@ def test_matches_reference_loop_every_surrogate(name, detach):
     args = dict(tau=2.0, v_th=1.0, v_reset=-0.3, alpha=3.0, detach=detach)
     y, gx = _grads(lambda x: lif(x, sg=name, **args), x, g)
     y_ref, gx_ref = _grads(
-        lambda x: lif_reference(x, args["tau"], args["v_th"], args["v_reset"], name, 3.0, detach), x, g
+        lambda x: lif_reference(x, args["tau"], args["v_th"], args["v_reset"], name, 3.0, detach),
+        x,
+        g,
     )
     assert torch.equal(y, y_ref)
     assert y.sum() > 0 and (1 - y).sum() > 0
@@ -49,7 +53,9 @@ def test_tau_reset_shapes(tau, v_reset, detach, shape):
     x, g = _inputs(shape, seed=int(tau * 10) + len(shape))
     mod = neuron.LIF(tau=tau, v_th=1.0, v_reset=v_reset, detach=detach)
     y, gx = _grads(mod, x, g)
-    y_ref, gx_ref = _grads(lambda x: lif_reference(x, tau, 1.0, v_reset, "arctan", 4.0, detach), x, g)
+    y_ref, gx_ref = _grads(
+        lambda x: lif_reference(x, tau, 1.0, v_reset, "arctan", 4.0, detach), x, g
+    )
     assert y.shape == x.shape and y.dtype == x.dtype
     assert torch.equal(y, y_ref)
     torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
@@ -100,12 +106,16 @@ def test_non_contiguous_and_channels_last():
     x, g = _inputs((3, 4, 6, 5, 5))
     xt = x.transpose(3, 4)  # non-contiguous view
     y, gx = _grads(neuron.LIF(), xt, g)
-    y_ref, gx_ref = _grads(lambda x: lif_reference(x, 2.0, 1.0, 0.0, "arctan", 4.0, False), xt.contiguous(), g)
+    y_ref, gx_ref = _grads(
+        lambda x: lif_reference(x, 2.0, 1.0, 0.0, "arctan", 4.0, False), xt.contiguous(), g
+    )
     assert torch.equal(y, y_ref)
     torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
     frames = x[:, 0].contiguous(memory_format=torch.channels_last)
     cl = torch.stack([frames] * 4, 1)
-    assert torch.equal(neuron.LIF()(cl), lif_reference(cl.contiguous(), 2.0, 1.0, 0.0, "arctan", 4.0, False))
+    assert torch.equal(
+        neuron.LIF()(cl), lif_reference(cl.contiguous(), 2.0, 1.0, 0.0, "arctan", 4.0, False)
+    )
 
 
 def test_saves_only_h_for_backward():
@@ -225,3 +235,45 @@ def test_alpha_callable_error_at_forward():
     mod = neuron.LIF(alpha=lambda: "sharp")
     with pytest.raises(TypeError, match="alpha must give a real number"):
         mod(torch.zeros(1, 2))
+
+
+def test_compiled_path_is_used_and_fallback_works(monkeypatch, tmp_path):
+    from snetx.snn import _cpu_kernel
+
+    x = torch.rand(2, 3, 4, requires_grad=True)
+    y = FusedLIF.apply(x, 2.0, 1.0, 0.0, surrogate.arc_tan, 4.0, False)
+    assert y.grad_fn._forward_cls is FusedLIF
+    # without a compiler: "auto" falls back to eager, "compiled" says what is missing
+    monkeypatch.setattr(
+        _cpu_kernel, "_state", {"lib": None, "error": None, "build_seconds": None, "mode": "auto"}
+    )
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("SNETX_CACHE_DIR", str(tmp_path / "cache"))
+    assert _cpu_kernel.available() is False
+    y2 = lif(x.detach().double(), v_reset=0.1)
+    y_ref = lif_reference(x.detach().double(), 2.0, 1.0, 0.1, "arctan", 4.0, False)
+    assert torch.equal(y2, y_ref)
+    _cpu_kernel.set_mode("compiled")
+    with pytest.raises(_cpu_kernel.KernelUnavailable, match="no-such-compiler"):
+        _cpu_kernel.available()
+    with pytest.raises(ValueError, match="mode must be one of"):
+        _cpu_kernel.set_mode("fast")
+
+
+def test_compiled_kernel_cache_is_reused(monkeypatch, tmp_path):
+    from snetx.snn import _cpu_kernel
+
+    try:
+        _cpu_kernel.load()
+    except _cpu_kernel.KernelUnavailable as e:
+        pytest.skip(str(e))
+    monkeypatch.setenv("SNETX_CACHE_DIR", str(tmp_path))
+    fresh = {"lib": None, "error": None, "build_seconds": None, "mode": "compiled"}
+    monkeypatch.setattr(_cpu_kernel, "_state", fresh)
+    _cpu_kernel.load()
+    path = _cpu_kernel.library_path()
+    assert path.is_file() and str(path).startswith(str(tmp_path))
+    built = path.stat().st_mtime_ns
+    monkeypatch.setattr(_cpu_kernel, "_state", dict(fresh))
+    _cpu_kernel.load()  # a second process would find the same file and not rebuild
+    assert path.stat().st_mtime_ns == built

@@ -1,7 +1,6 @@
 import pytest
 import torch
 from reference import DERIVATIVES
-
 from snetx.snn import algorithm, surrogate
 
 
@@ -20,7 +19,12 @@ def test_forward_is_heaviside_and_backward_is_table(name, alpha):
 
 def test_names_aliases_and_registry():
     assert surrogate.REGISTERED_SG_FUNCLIST == [
-        "arctan", "sigmoid", "rectangular", "triangle", "fast_sigmoid", "ste"
+        "arctan",
+        "sigmoid",
+        "rectangular",
+        "triangle",
+        "fast_sigmoid",
+        "ste",
     ]
     assert surrogate.get("LeakyReLU") is surrogate.ste
     assert surrogate.get("arctan") is surrogate.arc_tan is algorithm.arc_tan
@@ -41,9 +45,9 @@ def test_user_surrogate_on_base_class_is_fused_capable():
     class Gauss(surrogate.SurrogateFunction):
         @staticmethod
         def derivative(z, alpha):
-            return alpha * torch.exp(-(alpha * z) ** 2)
+            return alpha * torch.exp(-((alpha * z) ** 2))
 
     assert surrogate.has_derivative(Gauss)
     z = torch.tensor([-0.3, 0.1], dtype=torch.float64, requires_grad=True)
     Gauss.apply(z, 2.0).sum().backward()
-    torch.testing.assert_close(z.grad, 2.0 * torch.exp(-(2.0 * z.detach()) ** 2))
+    torch.testing.assert_close(z.grad, 2.0 * torch.exp(-((2.0 * z.detach()) ** 2)))

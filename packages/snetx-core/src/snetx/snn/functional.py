@@ -6,14 +6,26 @@ as one reverse-time loop of SPEC §2. Surrogates that do not expose ``derivative
 back to the plain autograd loop.
 """
 
+import ctypes
 import math
 import numbers
 
 import torch
 
+from . import _cpu_kernel
 from . import surrogate as _sg
 
-__all__ = ["lif", "lif_loop", "run", "FusedLIF", "check_params", "check_alpha", "resolve_alpha", "check_input"]
+__all__ = [
+    "lif",
+    "lif_loop",
+    "run",
+    "FusedLIF",
+    "set_cpu_kernel",
+    "check_params",
+    "check_alpha",
+    "resolve_alpha",
+    "check_input",
+]
 
 
 def check_params(tau, v_th, v_reset):
@@ -72,6 +84,138 @@ def _state_dtype(dtype):
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
+# Elements per chunk of the eager CPU path: small enough that a step's temporaries stay
+# in cache and are reused by the allocator (a fresh 64 MB tensor costs page faults).
+CPU_CHUNK_ELEMENTS = 1 << 16
+
+
+def _chunks(x3):
+    n, _, f = x3.shape
+    if x3.device.type != "cpu":
+        return [slice(0, f)]  # one launch per op is what matters on accelerators
+    step = max(1, CPU_CHUNK_ELEMENTS // max(n, 1))
+    return [slice(f0, min(f0 + step, f)) for f0 in range(0, f, step)]
+
+
+def _forward_eager(x3, decay, v_th, v_reset, state):
+    n, T, f = x3.shape
+    h_all = torch.empty((n, T, f), dtype=state, device=x3.device)
+    spikes = torch.empty((n, T, f), dtype=x3.dtype, device=x3.device)
+    for cols in _chunks(x3):
+        u = None
+        for t in range(T):
+            h, s = h_all[:, t, cols], spikes[:, t, cols]
+            if u is None:
+                h.copy_(x3[:, t, cols])
+            else:
+                torch.add(x3[:, t, cols], u, alpha=decay, out=h)
+            torch.ge(h, v_th, out=s)  # float spikes: cheaper than a bool mask on CPU
+            # u = h (1 - s) + v_reset s
+            u = torch.addcmul(h, h, s, value=-1)  # exactly h or 0
+            if v_reset != 0.0:
+                u.add_(s, alpha=v_reset)  # exactly v_reset where fired
+    return h_all, spikes
+
+
+def _backward_eager(h_all, grad_s3, decay, v_th, v_reset, sg, alpha, detach):
+    n, T, f = h_all.shape
+    grad_x = torch.empty_like(h_all)
+    for cols in _chunks(h_all):
+        g_next = None
+        for t in range(T - 1, -1, -1):
+            h = h_all[:, t, cols]
+            z = h - v_th
+            sg_d = sg.derivative(z, alpha)
+            g = grad_x[:, t, cols]
+            torch.mul(grad_s3[:, t, cols], sg_d, out=g)
+            if g_next is not None:
+                # g_h[t] += decay * g_h[t+1] * du/dh[t],  du/dh = (1 - s) [+ (v_reset - h) sg']
+                du = torch.lt(z, 0).to(h.dtype)
+                if not detach:
+                    du.addcmul_(torch.rsub(h, v_reset), sg_d)
+                g.addcmul_(g_next, du, value=decay)
+            g_next = g
+    return grad_x
+
+
+def _forward_traced(x, decay, v_th, v_reset, state):
+    # Dynamo cannot trace out= into views; Inductor fuses this out-of-place form anyway.
+    u = torch.zeros_like(x[:, 0], dtype=state)
+    hs = []
+    for x_t in x.unbind(1):
+        h = x_t + u * decay
+        u = h.masked_fill(h >= v_th, v_reset)
+        hs.append(h)
+    h_all = torch.stack(hs, 1)
+    return h_all, (h_all >= v_th).to(x.dtype)
+
+
+def _backward_traced(h_all, grad_s, decay, v_th, v_reset, sg, alpha, detach):
+    z = h_all - v_th
+    sg_d = sg.derivative(z, alpha)
+    keep = (z < 0).to(h_all.dtype)
+    du_dh = keep if detach else keep + (v_reset - h_all) * sg_d
+    grad_h = grad_s.to(h_all.dtype) * sg_d
+    g = grad_h[:, -1]
+    gs = [g]
+    for t in range(h_all.shape[1] - 2, -1, -1):
+        g = grad_h[:, t] + g * du_dh[:, t] * decay
+        gs.append(g)
+    return torch.stack(gs[::-1], 1)
+
+
+def _ptr(t):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def _use_compiled(x, sg):
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and _sg.name_of(sg) is not None
+        and _cpu_kernel.available()
+    )
+
+
+def _forward_compiled(x, decay, v_th, v_reset):
+    x3 = x.reshape(x.shape[0], x.shape[1], -1).contiguous()
+    h_all, spikes = torch.empty_like(x3), torch.empty_like(x3)
+    n, T, f = x3.shape
+    fn = getattr(
+        _cpu_kernel.load(), "snetx_lif_forward_" + ("f32" if x.dtype == torch.float32 else "f64")
+    )
+    fn(_ptr(x3), _ptr(h_all), _ptr(spikes), n, T, f, decay, v_th, v_reset, torch.get_num_threads())
+    return h_all.view(x.shape), spikes.view(x.shape)
+
+
+def _backward_compiled(h_all, grad_s, decay, v_th, v_reset, sg, alpha, detach):
+    gs = grad_s.to(h_all.dtype).contiguous()
+    grad_x = torch.empty_like(h_all)
+    n, T = h_all.shape[:2]
+    f = h_all.numel() // max(n * T, 1)
+    suffix = "f32" if h_all.dtype == torch.float32 else "f64"
+    fn = getattr(_cpu_kernel.load(), "snetx_lif_backward_" + suffix)
+    sg_id = _sg.REGISTERED_SG_FUNCLIST.index(_sg.name_of(sg))
+    status = fn(
+        _ptr(h_all),
+        _ptr(gs),
+        _ptr(grad_x),
+        n,
+        T,
+        f,
+        decay,
+        v_th,
+        v_reset,
+        alpha,
+        sg_id,
+        int(detach),
+        torch.get_num_threads(),
+    )
+    if status != 0:  # pragma: no cover - ids come from the registry
+        raise RuntimeError(f"CPU LIF kernel rejected surrogate id {sg_id}")
+    return grad_x
+
+
 class FusedLIF(torch.autograd.Function):
     """``apply(x, tau, v_th, v_reset, sg, alpha, detach)`` -> spikes; see the module doc."""
 
@@ -79,47 +223,36 @@ class FusedLIF(torch.autograd.Function):
     def forward(ctx, x, tau, v_th, v_reset, sg, alpha, detach):
         state = _state_dtype(x.dtype)
         decay = 1.0 / tau
-        # h for all steps in one buffer: the only tensor saved for backward.
-        u = torch.zeros_like(x[:, 0], dtype=state)
+        ctx.compiled = False
         if torch.compiler.is_compiling():
-            # Dynamo cannot trace out= into a view; Inductor fuses this form anyway.
-            hs = []
-            for x_t in x.unbind(1):
-                h = x_t + u * decay
-                u = h.masked_fill(h >= v_th, v_reset)
-                hs.append(h)
-            h_all = torch.stack(hs, 1)
+            h_all, spikes = _forward_traced(x, decay, v_th, v_reset, state)
+        elif _use_compiled(x, sg):
+            ctx.compiled = True
+            h_all, spikes = _forward_compiled(x, decay, v_th, v_reset)
         else:
-            h_all = torch.empty(x.shape, dtype=state, device=x.device)
-            for t in range(x.shape[1]):
-                h = torch.add(x[:, t], u, alpha=decay, out=h_all[:, t])
-                u = h.masked_fill(h >= v_th, v_reset)
-        ctx.save_for_backward(h_all)
+            h_all, spikes = _forward_eager(
+                x.reshape(x.shape[0], x.shape[1], -1), decay, v_th, v_reset, state
+            )
+            h_all, spikes = h_all.view(x.shape), spikes.view(x.shape)
+        ctx.save_for_backward(h_all)  # the only tensor kept for backward
         ctx.params = (decay, v_th, v_reset, sg, alpha, detach)
-        return (h_all >= v_th).to(x.dtype)
+        return spikes
 
     @staticmethod
     def backward(ctx, grad_s):
         (h_all,) = ctx.saved_tensors
-        decay, v_th, v_reset, sg, alpha, detach = ctx.params
-        z = h_all - v_th
-        sg_d = sg.derivative(z, alpha)
-        keep = (z < 0).to(h_all.dtype)  # 1 - s
-        # du/dh for every step at once; the loop below then is one fused op per step.
-        du_dh = keep if detach else torch.addcmul(keep, v_reset - h_all, sg_d)
-        grad_h = grad_s.to(h_all.dtype) * sg_d
-        # g_h[t] = g_s[t] sg'[t] + decay * g_h[t+1] * du/dh[t], in place over time.
         if torch.compiler.is_compiling():
-            g = grad_h[:, -1]
-            gs = [g]
-            for t in range(h_all.shape[1] - 2, -1, -1):
-                g = grad_h[:, t] + g * du_dh[:, t] * decay
-                gs.append(g)
-            grad_h = torch.stack(gs[::-1], 1)
+            grad_x = _backward_traced(h_all, grad_s, *ctx.params)
+        elif ctx.compiled:
+            grad_x = _backward_compiled(h_all, grad_s, *ctx.params)
         else:
-            for t in range(h_all.shape[1] - 2, -1, -1):
-                grad_h[:, t].addcmul_(grad_h[:, t + 1], du_dh[:, t], value=decay)
-        return grad_h.to(grad_s.dtype), None, None, None, None, None, None
+            shape = h_all.shape
+            grad_x = _backward_eager(
+                h_all.view(shape[0], shape[1], -1),
+                grad_s.reshape(shape[0], shape[1], -1),
+                *ctx.params,
+            ).view(shape)
+        return grad_x.to(grad_s.dtype), None, None, None, None, None, None
 
 
 def lif_loop(x, tau, v_th, v_reset, sg, alpha, detach):
@@ -162,3 +295,12 @@ def lif(x, tau=2.0, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False)
     sg = _sg.get(sg)
     alpha = resolve_alpha(check_alpha(alpha))
     return run(x, tau, v_th, v_reset, sg, alpha, bool(detach), _sg.has_derivative(sg))
+
+
+def set_cpu_kernel(mode: str) -> None:
+    """Choose the CPU path of the fused LIF: ``"auto"`` (compiled kernel when the host C++
+    compiler can build it, else eager torch ops), ``"compiled"`` (raise if it cannot be
+    built) or ``"eager"``. The environment variable ``SNETX_CPU_KERNEL`` sets the default.
+    The compiled kernel handles float32/float64 and the registered surrogates; other
+    dtypes and custom surrogates always use the eager path."""
+    _cpu_kernel.set_mode(mode)

@@ -76,14 +76,14 @@ class LIF(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = F.resolve_alpha(self.alpha)
-        return F.run(
-            x, self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach, self._fused
-        )
+        return F.run(x, self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach, self._fused)
 
     def extra_repr(self) -> str:
         sg = _sg.name_of(self.sg) or self.sg.__name__
-        alpha = self.alpha if not callable(self.alpha) else getattr(
-            self.alpha, "__name__", type(self.alpha).__name__
+        alpha = (
+            self.alpha
+            if not callable(self.alpha)
+            else getattr(self.alpha, "__name__", type(self.alpha).__name__)
         )
         return (
             f"tau={self.tau}, v_th={self.v_th}, v_reset={self.v_reset}, sg={sg}, "

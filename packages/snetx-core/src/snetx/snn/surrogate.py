@@ -175,8 +175,10 @@ def get(sg):
 
 def has_derivative(sg) -> bool:
     """True when ``sg`` exposes ``derivative(z, alpha)``, so fused paths can use it."""
-    return isinstance(sg, type) and issubclass(sg, SurrogateFunction) and (
-        sg.derivative is not SurrogateFunction.derivative
+    return (
+        isinstance(sg, type)
+        and issubclass(sg, SurrogateFunction)
+        and (sg.derivative is not SurrogateFunction.derivative)
     )
 
 

@@ -1,0 +1,92 @@
+// Host build of lif_neuron.cuh for snetx.snn (float32/float64, contiguous N x T x F).
+// Each thread owns a block of neurons and walks time inside it, so every element of x,
+// h, s (forward) and h, g_s, g_x (backward) is touched exactly once.
+#include <cstdint>
+
+#include "lif_neuron.cuh"
+
+namespace {
+constexpr int64_t kBlock = 512;  // neurons per inner vector loop; their state lives on the stack
+
+template <typename S>
+void forward(const S* x, S* h, S* s, int64_t N, int64_t T, int64_t F, S decay, S v_th,
+             S v_reset, int threads) {
+    const int64_t blocks = (F + kBlock - 1) / kBlock;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
+    for (int64_t n = 0; n < N; ++n) {
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t f0 = b * kBlock, len = (F - f0 < kBlock) ? F - f0 : kBlock;
+            S u[kBlock];
+            for (int64_t i = 0; i < len; ++i) u[i] = S(0);
+            for (int64_t t = 0; t < T; ++t) {
+                const int64_t o = (n * T + t) * F + f0;
+                for (int64_t i = 0; i < len; ++i) {
+                    S spike;
+                    h[o + i] = snetx::lif_step<S>(u[i], x[o + i], decay, v_th, v_reset, spike);
+                    s[o + i] = spike;
+                }
+            }
+        }
+    }
+}
+
+template <int SG, bool DETACH, typename S>
+void backward(const S* h, const S* gs, S* gx, int64_t N, int64_t T, int64_t F, S decay, S v_th,
+              S v_reset, S alpha, int threads) {
+    const int64_t blocks = (F + kBlock - 1) / kBlock;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
+    for (int64_t n = 0; n < N; ++n) {
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t f0 = b * kBlock, len = (F - f0 < kBlock) ? F - f0 : kBlock;
+            S g_u[kBlock];
+            for (int64_t i = 0; i < len; ++i) g_u[i] = S(0);
+            for (int64_t t = T - 1; t >= 0; --t) {
+                const int64_t o = (n * T + t) * F + f0;
+                for (int64_t i = 0; i < len; ++i)
+                    gx[o + i] = snetx::lif_grad_step<SG, DETACH, S>(g_u[i], h[o + i], gs[o + i],
+                                                                    decay, v_th, v_reset, alpha);
+            }
+        }
+    }
+}
+
+template <typename S>
+int backward_dispatch(const S* h, const S* gs, S* gx, int64_t N, int64_t T, int64_t F, S decay,
+                      S v_th, S v_reset, S alpha, int sg, int detach, int threads) {
+#define SNETX_CASE(ID)                                                                         \
+    case ID:                                                                                   \
+        if (detach)                                                                            \
+            backward<ID, true, S>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha, threads);   \
+        else                                                                                   \
+            backward<ID, false, S>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha, threads);  \
+        return 0;
+    switch (sg) {
+        SNETX_CASE(0) SNETX_CASE(1) SNETX_CASE(2) SNETX_CASE(3) SNETX_CASE(4) SNETX_CASE(5)
+    }
+#undef SNETX_CASE
+    return 1;  // unknown surrogate id
+}
+}  // namespace
+
+extern "C" {
+void snetx_lif_forward_f32(const float* x, float* h, float* s, int64_t N, int64_t T, int64_t F,
+                           float decay, float v_th, float v_reset, int threads) {
+    forward<float>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
+}
+void snetx_lif_forward_f64(const double* x, double* h, double* s, int64_t N, int64_t T,
+                           int64_t F, double decay, double v_th, double v_reset, int threads) {
+    forward<double>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
+}
+int snetx_lif_backward_f32(const float* h, const float* gs, float* gx, int64_t N, int64_t T,
+                           int64_t F, float decay, float v_th, float v_reset, float alpha, int sg,
+                           int detach, int threads) {
+    return backward_dispatch<float>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha, sg, detach,
+                                    threads);
+}
+int snetx_lif_backward_f64(const double* h, const double* gs, double* gx, int64_t N, int64_t T,
+                           int64_t F, double decay, double v_th, double v_reset, double alpha,
+                           int sg, int detach, int threads) {
+    return backward_dispatch<double>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha, sg, detach,
+                                     threads);
+}
+}

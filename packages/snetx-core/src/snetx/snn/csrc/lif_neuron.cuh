@@ -1,0 +1,62 @@
+// Per-neuron LIF dynamics of SPEC §2 — the one source of truth for every compiled
+// backend: snetx-core builds it for the host (lif_cpu.cpp, g++), snetx-cuda for the GPU
+// (NVRTC). Nothing here depends on the device; state S is float or double.
+#pragma once
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define SNETX_HD __host__ __device__ __forceinline__
+#else
+#include <cmath>
+#define SNETX_HD inline
+#endif
+
+namespace snetx {
+
+// Surrogate ids follow snetx.snn.surrogate.REGISTERED_SG_FUNCLIST.
+enum SurrogateId { ARCTAN = 0, SIGMOID = 1, RECTANGULAR = 2, TRIANGLE = 3, FAST_SIGMOID = 4, STE = 5 };
+
+// sigma'(z; alpha), SPEC §3.
+template <int SG, typename S>
+SNETX_HD S surrogate_grad(S z, S a) {
+    if (SG == ARCTAN) {
+        S c = S(1.5707963267948966) * a * z;
+        return a / (S(2) * (S(1) + c * c));
+    } else if (SG == SIGMOID) {
+        S g = S(1) / (S(1) + exp(-a * z));
+        return a * g * (S(1) - g);
+    } else if (SG == RECTANGULAR) {
+        return fabs(z) < S(1) / (S(2) * a) ? a : S(0);
+    } else if (SG == TRIANGLE) {
+        S v = a - a * a * fabs(z);
+        return v > S(0) ? v : S(0);
+    } else if (SG == FAST_SIGMOID) {
+        S d = S(1) + a * fabs(z);
+        return S(1) / (d * d);
+    } else {
+        return S(1);
+    }
+}
+
+// One forward step: charge, fire (h >= v_th), hard reset. Returns h; sets spike and u.
+template <typename S>
+SNETX_HD S lif_step(S& u, S x, S decay, S v_th, S v_reset, S& spike) {
+    S h = u * decay + x;
+    spike = h >= v_th ? S(1) : S(0);
+    u = h >= v_th ? v_reset : h;
+    return h;
+}
+
+// One backward step (t descending). g_u holds dL/du[t] = g_h[t+1] / tau on entry (0 at
+// t = T-1) and dL/du[t-1] on exit. Returns g_h[t] = g_x[t].
+template <int SG, bool DETACH, typename S>
+SNETX_HD S lif_grad_step(S& g_u, S h, S g_s, S decay, S v_th, S v_reset, S alpha) {
+    S z = h - v_th;
+    S sg = surrogate_grad<SG, S>(z, alpha);
+    S keep = z >= S(0) ? S(0) : S(1);                        // 1 - s
+    S du_dh = DETACH ? keep : keep + (v_reset - h) * sg;
+    S g_h = g_s * sg + g_u * du_dh;
+    g_u = g_h * decay;
+    return g_h;
+}
+
+}  // namespace snetx
