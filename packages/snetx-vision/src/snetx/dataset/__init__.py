@@ -1,0 +1,18 @@
+"""snetx.dataset: image dataset loaders (snetx-vision).
+
+``snetx.dataset.vision`` for one process, ``snetx.dataset.ddp.vision`` over
+DistributedSampler. Both expose ``mnist_dataset``, ``Fmnist_dataset``,
+``cifar10_dataset``, ``cifar100_dataset`` and ``digits_dataset``.
+"""
+
+from ._common import DatasetNotFoundError
+
+__all__ = ["vision", "ddp", "DatasetNotFoundError"]
+
+
+def __getattr__(name):
+    if name in ("vision", "ddp"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

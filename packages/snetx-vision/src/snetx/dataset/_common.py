@@ -1,0 +1,188 @@
+"""What the single-process and DDP loaders share: datasets, default transforms, errors."""
+
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+__all__ = [
+    "DatasetNotFoundError",
+    "Cutout",
+    "DATASETS",
+    "MEAN_STD",
+    "default_transforms",
+    "build_datasets",
+    "default_num_workers",
+]
+
+MEAN_STD = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fmnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "digits": ((0.3052,), (0.3776,)),  # sklearn digits scaled to [0, 1]
+}
+
+# Where each dataset lives under data_dir, and the files torchvision expects there.
+DATASETS = {
+    "mnist": (
+        "MNIST/raw",
+        [
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ],
+    ),
+    "fmnist": (
+        "FashionMNIST/raw",
+        [
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ],
+    ),
+    "cifar10": (
+        "CIFAR10/cifar-10-batches-py",
+        [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"],
+    ),
+    "cifar100": ("CIFAR100/cifar-100-python", ["train", "test", "meta"]),
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's files are not on disk and could not be downloaded."""
+
+
+class Cutout:
+    """Zero one random ``length x length`` square of a ``C x H x W`` tensor image
+    (DeVries & Taylor, 2017); the square may be clipped at the border."""
+
+    def __init__(self, length=16, generator=None):
+        self.length = length
+        self.generator = generator
+
+    def __call__(self, img):
+        h, w = img.shape[-2:]
+        cy = int(torch.randint(h, (1,), generator=self.generator))
+        cx = int(torch.randint(w, (1,), generator=self.generator))
+        y0, y1 = max(0, cy - self.length // 2), min(h, cy + self.length // 2)
+        x0, x1 = max(0, cx - self.length // 2), min(w, cx + self.length // 2)
+        img = img.clone()
+        img[..., y0:y1, x0:x1] = 0
+        return img
+
+    def __repr__(self):
+        return f"Cutout(length={self.length})"
+
+
+def default_transforms(name):
+    """(train, test) transforms: MNIST-like get a light random affine, CIFAR random crop
+    with padding 4, horizontal flip and Cutout; all are normalized with the dataset's
+    mean and std. ``digits`` images are tensors already (normalize only)."""
+    from torchvision import transforms as T
+
+    mean, std = MEAN_STD[name]
+    norm = T.Normalize(mean, std)
+    if name == "digits":
+        return norm, norm
+    if name in ("mnist", "fmnist"):
+        train = T.Compose([T.RandomAffine(degrees=10, translate=(0.1, 0.1)), T.ToTensor(), norm])
+        return train, T.Compose([T.ToTensor(), norm])
+    train = T.Compose(
+        [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), norm, Cutout(16)]
+    )
+    return train, T.Compose([T.ToTensor(), norm])
+
+
+class Digits(Dataset):
+    """scikit-learn's bundled handwritten digits (1,797 images, 8x8, no download) as
+    ``1 x 8 x 8`` float tensors in [0, 1]. A fixed permutation (seed 0) splits them into
+    1,437 train and 360 test images."""
+
+    n_train = 1437
+
+    def __init__(self, train=True, transform=None):
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError as e:
+            raise ImportError(
+                "digits_dataset needs scikit-learn: pip install 'snetx-vision[digits]'"
+            ) from e
+        data = load_digits()
+        images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
+        targets = torch.tensor(data.target, dtype=torch.int64)
+        order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(0))
+        part = order[: self.n_train] if train else order[self.n_train :]
+        self.data, self.targets = images[part], targets[part]
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        img = self.data[i]
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, int(self.targets[i])
+
+
+def _torchvision_dataset(name, data_dir, train, transform, download):
+    from torchvision import datasets
+
+    if name == "mnist":
+        return datasets.MNIST(data_dir, train=train, transform=transform, download=download)
+    if name == "fmnist":
+        return datasets.FashionMNIST(data_dir, train=train, transform=transform, download=download)
+    if name == "cifar10":
+        return datasets.CIFAR10(
+            os.path.join(data_dir, "CIFAR10"), train=train, transform=transform, download=download
+        )
+    return datasets.CIFAR100(
+        os.path.join(data_dir, "CIFAR100"), train=train, transform=transform, download=download
+    )
+
+
+def build_datasets(name, data_dir, transforms=None, download=True):
+    """(train, test) datasets; ``transforms=[train_tf, test_tf]`` replaces the defaults."""
+    if transforms is None:
+        train_tf, test_tf = default_transforms(name)
+    else:
+        if len(transforms) != 2:
+            raise ValueError("transforms must be [train_transform, test_transform]")
+        train_tf, test_tf = transforms
+    if name == "digits":
+        return Digits(True, train_tf), Digits(False, test_tf)
+    data_dir = os.fspath(data_dir)
+    try:
+        return (
+            _torchvision_dataset(name, data_dir, True, train_tf, download),
+            _torchvision_dataset(name, data_dir, False, test_tf, download),
+        )
+    except (RuntimeError, OSError) as e:
+        sub, files = DATASETS[name]
+        where = Path(data_dir, sub)
+        how = "could not be downloaded" if download else "download=False"
+        raise DatasetNotFoundError(
+            f"{name} not found in {where} ({how}). Expected files there: {', '.join(files)}"
+            f"{' (or their .gz archives)' if 'MNIST' in sub else ''}. Cause: "
+            f"{type(e).__name__}: {e}"
+        ) from e
+
+
+def default_num_workers():
+    """Loader processes: a couple, but leave a core to the training process."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def loader_options(num_workers, pin_memory):
+    if num_workers is None:
+        num_workers = default_num_workers()
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
+    opts = {"num_workers": num_workers, "pin_memory": pin_memory}
+    if num_workers > 0:
+        opts["persistent_workers"] = True
+    return opts

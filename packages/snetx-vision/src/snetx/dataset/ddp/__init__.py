@@ -1,0 +1,3 @@
+"""snetx.dataset.ddp: the loaders of snetx.dataset.vision over DistributedSampler."""
+
+__all__ = ["vision"]

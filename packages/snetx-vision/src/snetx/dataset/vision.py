@@ -1,0 +1,86 @@
+"""Single-process loaders: ``*_dataset(data_dir, batch_size, test_batch_size, transforms=None)``
+-> ``(train_loader, test_loader)``.
+
+Datasets live under ``data_dir``: ``MNIST/raw``, ``FashionMNIST/raw``,
+``CIFAR10/cifar-10-batches-py``, ``CIFAR100/cifar-100-python`` (torchvision's formats);
+``digits`` needs no files. The train loader shuffles and drops the last partial batch;
+the test loader does neither.
+
+Keyword options: ``download`` (default True), ``num_workers`` (default: up to 4, one core
+left free), ``pin_memory`` (default: when CUDA is available), ``seed`` (reproducible
+shuffling).
+
+Example::
+
+    >>> from snetx.dataset import vision
+    >>> train, test = vision.digits_dataset(None, 64, 256, num_workers=0, seed=0)
+    >>> x, y = next(iter(train))
+    >>> tuple(x.shape), len(train), len(test.dataset)
+    ((64, 1, 8, 8), 22, 360)
+"""
+
+import torch
+from torch.utils.data import DataLoader
+
+from ._common import DatasetNotFoundError, build_datasets, loader_options
+
+__all__ = [
+    "mnist_dataset",
+    "Fmnist_dataset",
+    "cifar10_dataset",
+    "cifar100_dataset",
+    "digits_dataset",
+    "DatasetNotFoundError",
+]
+
+
+def _loaders(
+    name, data_dir, batch_size, test_batch_size, transforms, download, num_workers, pin_memory, seed
+):
+    train_set, test_set = build_datasets(name, data_dir, transforms, download)
+    opts = loader_options(num_workers, pin_memory)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    train = DataLoader(
+        train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, **opts
+    )
+    test = DataLoader(test_set, batch_size=test_batch_size, shuffle=False, drop_last=False, **opts)
+    return train, test
+
+
+def _make(name, title):
+    def loader(
+        data_dir,
+        batch_size,
+        test_batch_size,
+        transforms=None,
+        *,
+        download=True,
+        num_workers=None,
+        pin_memory=None,
+        seed=None,
+    ):
+        return _loaders(
+            name,
+            data_dir,
+            batch_size,
+            test_batch_size,
+            transforms,
+            download,
+            num_workers,
+            pin_memory,
+            seed,
+        )
+
+    loader.__name__ = loader.__qualname__ = f"{title}"
+    loader.__doc__ = (
+        f"{name} (train_loader, test_loader); see the module docstring. "
+        "transforms=[train_tf, test_tf] replaces the defaults."
+    )
+    return loader
+
+
+mnist_dataset = _make("mnist", "mnist_dataset")
+Fmnist_dataset = _make("fmnist", "Fmnist_dataset")
+cifar10_dataset = _make("cifar10", "cifar10_dataset")
+cifar100_dataset = _make("cifar100", "cifar100_dataset")
+digits_dataset = _make("digits", "digits_dataset")

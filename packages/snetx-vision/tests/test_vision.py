@@ -1,0 +1,134 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from fake_data import make_cifar, make_mnist
+from snetx.dataset import DatasetNotFoundError, vision
+from snetx.dataset._common import MEAN_STD, Cutout
+from torchvision import transforms as T
+
+
+@pytest.fixture
+def cifar_md5_ok(monkeypatch):
+    # torchvision verifies the md5 of the real CIFAR archives: the only thing patched
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+
+
+@pytest.mark.parametrize(
+    "fn,folder,mean_std",
+    [
+        (vision.mnist_dataset, "MNIST", MEAN_STD["mnist"]),
+        (vision.Fmnist_dataset, "FashionMNIST", MEAN_STD["fmnist"]),
+    ],
+)
+def test_mnist_like_loaders(tmp_path, fn, folder, mean_std):
+    data = make_mnist(tmp_path, folder, n_train=50, n_test=20)
+    train, test = fn(tmp_path, 8, 6, download=False, num_workers=0)
+    assert len(train) == 50 // 8 and len(test) == math.ceil(20 / 6)
+    x, y = next(iter(test))
+    assert x.shape == (6, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
+    images, labels = data["t10k"]
+    (mean,), (std,) = mean_std
+    expected = (torch.tensor(images[:6], dtype=torch.float32) / 255 - mean) / std
+    torch.testing.assert_close(x[:, 0], expected)  # test loader: in order, normalized
+    assert y.tolist() == labels[:6].tolist()
+    xs = torch.cat([b for b, _ in train])
+    assert xs.shape[0] == 48  # last partial batch dropped
+    # random affine in the default train transform: a train image is not the plain one
+    plain = (torch.tensor(data["train"][0], dtype=torch.float32) / 255 - mean) / std
+    assert not any(torch.allclose(xs[0, 0], p) for p in plain)
+
+
+def test_custom_transforms_replace_defaults(tmp_path):
+    make_mnist(tmp_path)
+    tf = T.Compose([T.ToTensor()])
+    train, test = vision.mnist_dataset(
+        tmp_path, 10, 10, transforms=[tf, tf], download=False, num_workers=0
+    )
+    x, _ = next(iter(train))
+    assert x.min() >= 0 and x.max() <= 1  # no normalization
+    with pytest.raises(ValueError, match="train_transform, test_transform"):
+        vision.mnist_dataset(tmp_path, 10, 10, transforms=[tf], download=False)
+
+
+def test_shuffle_seed_and_order(tmp_path):
+    make_mnist(tmp_path, n_train=64)
+    tf = [T.ToTensor(), T.ToTensor()]
+    a, test = vision.mnist_dataset(tmp_path, 64, 64, tf, download=False, num_workers=0, seed=1)
+    b, _ = vision.mnist_dataset(tmp_path, 64, 64, tf, download=False, num_workers=0, seed=1)
+    ya, yb = next(iter(a))[1], next(iter(b))[1]
+    assert torch.equal(ya, yb)  # same seed, same order
+    in_order = torch.tensor([test.dataset.targets.tolist()])
+    train_targets = torch.as_tensor(a.dataset.targets)
+    assert not torch.equal(ya, train_targets)  # shuffled
+    assert sorted(ya.tolist()) == sorted(train_targets.tolist())
+    assert torch.equal(torch.cat([y for _, y in test]), in_order[0])
+
+
+@pytest.mark.parametrize("hundred", [False, True])
+def test_cifar_loaders(tmp_path, cifar_md5_ok, hundred):
+    data = make_cifar(tmp_path, hundred=hundred, per_batch=10, n_test=12)
+    fn = vision.cifar100_dataset if hundred else vision.cifar10_dataset
+    train, test = fn(tmp_path, 16, 5, download=False, num_workers=0)
+    assert len(train.dataset) == 50 and len(test.dataset) == 12
+    assert len(train) == 3 and len(test) == 3
+    x, y = next(iter(test))
+    assert x.shape == (5, 3, 32, 32)
+    arr, labels = data["test" if hundred else "test_batch"]
+    img = torch.tensor(arr[:5].reshape(5, 3, 32, 32), dtype=torch.float32) / 255
+    mean, std = MEAN_STD["cifar100" if hundred else "cifar10"]
+    expected = (img - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    torch.testing.assert_close(x, expected, rtol=1e-5, atol=1e-5)
+    assert y.tolist() == labels[:5]
+    xt, _ = next(iter(train))
+    assert xt.shape == (16, 3, 32, 32)
+
+
+def test_cutout_zeroes_a_square():
+    img = torch.ones(3, 32, 32)
+    out = Cutout(16, generator=torch.Generator().manual_seed(0))(img)
+    zeros = (out == 0).all(dim=0)
+    assert 0 < zeros.sum() <= 256 and img.min() == 1  # input untouched
+    rows, cols = zeros.any(1).nonzero(), zeros.any(0).nonzero()
+    assert zeros.sum() == len(rows) * len(cols)  # a rectangle
+
+
+@pytest.mark.parametrize(
+    "fn,name",
+    [
+        (vision.mnist_dataset, "MNIST/raw"),
+        (vision.cifar10_dataset, "CIFAR10/cifar-10-batches-py"),
+        (vision.cifar100_dataset, "CIFAR100/cifar-100-python"),
+    ],
+)
+def test_missing_dataset_error_names_place_files_and_cause(tmp_path, fn, name):
+    with pytest.raises(DatasetNotFoundError) as info:
+        fn(tmp_path, 8, 8, download=False)
+    msg = str(info.value)
+    assert str(tmp_path / name) in msg
+    assert ("train-images-idx3-ubyte" in msg) or ("test_batch" in msg) or ("meta" in msg)
+    assert "Cause: RuntimeError" in msg
+    assert info.value.__cause__ is not None
+
+
+def test_digits_dataset_offline():
+    train, test = vision.digits_dataset(None, 32, 100, num_workers=0, seed=0)
+    assert len(train.dataset) == 1437 and len(test.dataset) == 360
+    assert len(train) == 1437 // 32 and len(test) == 4
+    x, y = next(iter(test))
+    assert x.shape == (100, 1, 8, 8) and y.dtype == torch.int64
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    # each test image is one of sklearn's images, normalized with the digits mean/std
+    (mean,), (std,) = MEAN_STD["digits"]
+    raw = x[0, 0] * std + mean
+    match = np.abs(d.images / 16.0 - raw.numpy()).reshape(len(d.images), -1).max(1).argmin()
+    assert np.allclose(d.images[match] / 16.0, raw.numpy(), atol=1e-5)
+    assert d.target[match] == y[0]
+    # train and test are disjoint parts
+    tr = {tuple(t.flatten().tolist()) for t in train.dataset.data}
+    te = {tuple(t.flatten().tolist()) for t in test.dataset.data}
+    assert len(tr & te) <= 5  # sklearn digits holds a few duplicate images, nothing more
