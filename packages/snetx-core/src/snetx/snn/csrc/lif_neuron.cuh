@@ -11,6 +11,10 @@
 #endif
 
 namespace snetx {
+#if !(defined(__CUDACC__) || defined(__CUDACC_RTC__))
+using std::exp;
+using std::fabs;
+#endif
 
 // Surrogate ids follow snetx.snn.surrogate.REGISTERED_SG_FUNCLIST.
 enum SurrogateId { ARCTAN = 0, SIGMOID = 1, RECTANGULAR = 2, TRIANGLE = 3, FAST_SIGMOID = 4, STE = 5 };

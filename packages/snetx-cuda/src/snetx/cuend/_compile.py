@@ -1,0 +1,111 @@
+"""Kernel source, instantiation names and compilation (CuPy/NVRTC) for snetx.cuend.
+
+Nothing here runs at import: kernels are compiled on first use per device and dtype by
+CuPy's RawModule, which caches the binary on disk (``~/.cupy/kernel_cache`` or
+``$CUPY_CACHE_DIR``). The source handed to NVRTC has the local headers expanded, so the
+cache key covers snetx-core's ``lif_neuron.cuh`` too.
+"""
+
+import re
+import threading
+from pathlib import Path
+
+import snetx.snn
+from snetx.snn.surrogate import REGISTERED_SG_FUNCLIST
+
+CSRC = Path(__file__).with_name("csrc")
+CORE_CSRC = Path(snetx.snn.__file__).with_name("csrc")
+INCLUDE_DIRS = (CSRC, CORE_CSRC)
+KERNEL_FILE = "lif_kernels.cu"
+OPTIONS = ("-std=c++14",)
+# C++ names of the I/O types, by torch dtype name
+IO_TYPES = {
+    "float32": "float",
+    "float64": "double",
+    "float16": "snetx::f16",
+    "bfloat16": "snetx::bf16",
+}
+
+
+def _expand(path: Path, seen: set) -> str:
+    out = []
+    for line in path.read_text().splitlines():
+        m = re.match(r'\s*#\s*include\s+"([^"]+)"', line)
+        if m:
+            for folder in INCLUDE_DIRS:
+                inc = folder / m.group(1)
+                if inc.is_file():
+                    if inc not in seen:
+                        seen.add(inc)
+                        out.append(_expand(inc, seen))
+                    break
+            else:
+                raise FileNotFoundError(f"{m.group(1)} (included by {path.name}) not found")
+        elif not line.strip().startswith("#pragma once"):
+            out.append(line)
+    return "\n".join(out)
+
+
+def source() -> str:
+    """The kernel translation unit with snetx's own headers inlined."""
+    return _expand(CSRC / KERNEL_FILE, set())
+
+
+def forward_name(io: str) -> str:
+    return f"snetx::lif_forward<{IO_TYPES[io]}>"
+
+
+def backward_name(io: str, sg: str, detach: bool) -> str:
+    sg_id = REGISTERED_SG_FUNCLIST.index(sg)
+    return f"snetx::lif_backward<{IO_TYPES[io]}, {sg_id}, {'true' if detach else 'false'}>"
+
+
+def name_expressions(io: str):
+    names = [forward_name(io)]
+    names += [backward_name(io, sg, d) for sg in REGISTERED_SG_FUNCLIST for d in (False, True)]
+    return names
+
+
+def nvrtc_compile(arch: str, ios=tuple(IO_TYPES), cubin=False):
+    """Compile every instantiation for ``arch`` (e.g. "compute_80") with NVRTC directly.
+
+    Needs only the NVRTC library, no GPU. Returns (ptx_or_cubin bytes, {expr: lowered name}).
+    """
+    from cupy.cuda import nvrtc
+
+    src = source()
+    exprs = [e for io in ios for e in name_expressions(io)]
+    prog = nvrtc.createProgram(src, KERNEL_FILE, [], [])
+    try:
+        for e in exprs:
+            nvrtc.addNameExpression(prog, e)
+        try:
+            nvrtc.compileProgram(prog, [f"--gpu-architecture={arch}", *OPTIONS])
+        except nvrtc.NVRTCError as err:
+            raise RuntimeError(f"NVRTC failed for {arch}:\n{nvrtc.getProgramLog(prog)}") from err
+        binary = nvrtc.getCUBIN(prog) if cubin else nvrtc.getPTX(prog)
+        lowered = {e: nvrtc.getLoweredName(prog, e) for e in exprs}
+    finally:
+        nvrtc.destroyProgram(prog)
+    return binary, lowered
+
+
+_modules = {}
+_lock = threading.Lock()
+
+
+def get_kernel(io: str, name: str, device_index: int):
+    """The compiled kernel ``name`` for I/O dtype ``io`` on a device (compiled once)."""
+    import cupy
+
+    key = (device_index, io)
+    with _lock:
+        mod = _modules.get(key)
+        if mod is None:
+            with cupy.cuda.Device(device_index):
+                mod = cupy.RawModule(
+                    code=source(), options=OPTIONS, name_expressions=name_expressions(io)
+                )
+            _modules[key] = mod
+    with cupy.cuda.Device(device_index):
+        return mod.get_function(name)

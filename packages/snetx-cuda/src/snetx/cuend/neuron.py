@@ -1,0 +1,116 @@
+r"""snetx.cuend.neuron: the LIF of :mod:`snetx.snn.neuron` as fused CUDA kernels."""
+
+import torch
+from snetx.snn import functional as F
+from snetx.snn import surrogate as _sg
+from torch import nn
+
+__all__ = ["LIF", "IF", "REGISTERED_SG_FUNCLIST", "lif"]
+
+REGISTERED_SG_FUNCLIST = _sg.REGISTERED_SG_FUNCLIST
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def _sg_name(sg):
+    if isinstance(sg, str):
+        return _sg.canonical_name(sg)
+    name = _sg.name_of(sg)
+    if name is None:
+        raise ValueError(
+            f"snetx.cuend supports the registered surrogates {REGISTERED_SG_FUNCLIST}; "
+            f"got {sg!r}. Use snetx.snn.neuron.LIF for a custom surrogate"
+        )
+    return name
+
+
+def check_cuda_input(x):
+    F.check_input(x)
+    if x.device.type != "cuda":
+        raise ValueError(
+            f"snetx.cuend.neuron.LIF needs a CUDA tensor, got one on {x.device}; "
+            "use snetx.snn.neuron.LIF on the CPU"
+        )
+    if x.dtype not in _DTYPES:
+        raise TypeError(f"snetx.cuend supports float32/float64/float16/bfloat16, got {x.dtype}")
+
+
+def _runtime_check():
+    from . import _runtime
+
+    _runtime.require()
+
+
+def lif(x, tau=2.0, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False):
+    """Functional form of :class:`LIF` (validates its arguments)."""
+    tau, v_th, v_reset = F.check_params(tau, v_th, v_reset)
+    return _run(
+        x,
+        1.0 / tau,
+        v_th,
+        v_reset,
+        _sg_name(sg),
+        F.resolve_alpha(F.check_alpha(alpha)),
+        bool(detach),
+    )
+
+
+def _run(x, decay, v_th, v_reset, sg, alpha, detach):
+    check_cuda_input(x)
+    if not torch.compiler.is_compiling():
+        _runtime_check()
+    from ._ops import lif as lif_op
+
+    spikes, _ = lif_op(x.contiguous(), decay, v_th, v_reset, alpha, sg, detach)
+    return spikes
+
+
+class LIF(nn.Module):
+    r"""Multi-step LIF neuron (SPEC §2) as one fused CUDA kernel per pass.
+
+    Same arguments and semantics as :class:`snetx.snn.neuron.LIF`; ``sg`` is a surrogate
+    name from :data:`REGISTERED_SG_FUNCLIST` (or one of the registered Functions). Inputs
+    are CUDA tensors ``N x T x ...`` in float32, float64, float16 or bfloat16 (16-bit I/O
+    keeps float32 state). Saved for backward: ``h`` only, in the input dtype. Kernels are
+    compiled by CuPy/NVRTC on first use per device and cached on disk; launches go to
+    PyTorch's current stream, so side streams, CUDA graphs (warm up once before capture)
+    and ``torch.compile(fullgraph=True)`` work.
+
+    Example::
+
+        >>> import torch
+        >>> from snetx.cuend import neuron
+        >>> lif = neuron.LIF(tau=2.0, sg="arctan")
+        >>> if torch.cuda.is_available():
+        ...     spikes = lif(torch.rand(8, 4, 128, device="cuda"))
+    """
+
+    def __init__(self, tau=2.0, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False):
+        super().__init__()
+        self.tau, self.v_th, self.v_reset = F.check_params(tau, v_th, v_reset)
+        self.sg = _sg_name(sg)
+        self.alpha = F.check_alpha(alpha)
+        if not isinstance(detach, bool):
+            raise TypeError(f"detach must be a bool, got {detach!r}")
+        self.detach = detach
+
+    def forward(self, x):
+        alpha = F.resolve_alpha(self.alpha)
+        return _run(x, 1.0 / self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach)
+
+    def extra_repr(self):
+        alpha = (
+            self.alpha
+            if not callable(self.alpha)
+            else getattr(self.alpha, "__name__", type(self.alpha).__name__)
+        )
+        return (
+            f"tau={self.tau}, v_th={self.v_th}, v_reset={self.v_reset}, sg={self.sg}, "
+            f"alpha={alpha}, detach={self.detach}"
+        )
+
+
+class IF(LIF):
+    """:class:`LIF` with ``tau = 1`` (no leak)."""
+
+    def __init__(self, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False):
+        super().__init__(1.0, v_th, v_reset, sg, alpha, detach)

@@ -1,0 +1,135 @@
+"""The kernels' per-neuron code built by the host C++ compiler, checked against snetx.snn."""
+
+import ctypes
+import os
+import shutil
+import subprocess
+
+import pytest
+import torch
+from snetx.cuend import _compile
+from snetx.snn import functional as F
+
+HERE = os.path.dirname(__file__)
+IO = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+SG = ["arctan", "sigmoid", "rectangular", "triangle", "fast_sigmoid", "ste"]
+
+
+@pytest.fixture(scope="module")
+def host_lib(tmp_path_factory):
+    cxx = os.environ.get("CXX") or shutil.which("g++")
+    if not cxx:
+        pytest.skip("no host C++ compiler")
+    out = tmp_path_factory.mktemp("host") / "libharness.so"
+    cmd = [
+        cxx,
+        "-O1",
+        "-std=c++17",
+        "-shared",
+        "-fPIC",
+        "-I",
+        HERE,
+        *(f"-I{d}" for d in _compile.INCLUDE_DIRS),
+        os.path.join(HERE, "host_harness.cpp"),
+        "-o",
+        str(out),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    lib = ctypes.CDLL(str(out))
+    p, ll, d, i = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double, ctypes.c_int
+    lib.host_forward.argtypes = [i, p, p, p, ll, ll, ll, d, d, d]
+    lib.host_backward.argtypes = [i, i, i, p, p, p, ll, ll, ll, d, d, d, d]
+    return lib
+
+
+def _ptr(t):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def host_lif(lib, x, grad, tau, v_th, v_reset, sg, alpha, detach):
+    x = x.contiguous()
+    n, T = x.shape[:2]
+    f = x.numel() // (n * T)
+    h, s, gx = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    gs = grad.to(x.dtype).contiguous()  # kept alive: its pointer goes to C
+    assert (
+        lib.host_forward(IO[x.dtype], _ptr(x), _ptr(h), _ptr(s), n, T, f, 1 / tau, v_th, v_reset)
+        == 0
+    )
+    assert (
+        lib.host_backward(
+            IO[x.dtype],
+            SG.index(sg),
+            int(detach),
+            _ptr(h),
+            _ptr(gs),
+            _ptr(gx),
+            n,
+            T,
+            f,
+            1 / tau,
+            v_th,
+            v_reset,
+            alpha,
+        )
+        == 0
+    )
+    return s, gx, h
+
+
+def torch_lif(x, grad, tau, v_th, v_reset, sg, alpha, detach):
+    x = x.clone().requires_grad_()
+    y = F.lif(x, tau, v_th, v_reset, sg, alpha, detach)
+    (g,) = torch.autograd.grad(y, x, grad.to(x.dtype))
+    return y.detach(), g
+
+
+def _data(shape, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g, dtype=torch.float64) * 1.6).to(dtype), torch.randn(
+        shape, generator=g, dtype=torch.float64
+    )
+
+
+@pytest.mark.parametrize("sg", SG)
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("tau,v_reset", [(2.0, 0.0), (1.0, -0.3), (1.5, 0.25), (4.0, 0.0)])
+def test_float64_matches_snn(host_lib, sg, detach, tau, v_reset):
+    x, g = _data((3, 6, 5, 7), torch.float64, seed=len(sg) + int(tau * 4))
+    s, gx, _ = host_lif(host_lib, x, g, tau, 1.0, v_reset, sg, 2.5, detach)
+    s_ref, gx_ref = torch_lif(x, g, tau, 1.0, v_reset, sg, 2.5, detach)
+    assert torch.equal(s, s_ref)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("sg", SG)
+@pytest.mark.parametrize("detach", [False, True])
+def test_float32_matches_snn(host_lib, sg, detach):
+    x, g = _data((4, 8, 300), torch.float32, seed=7)
+    s, gx, _ = host_lif(host_lib, x, g, 2.0, 1.0, -0.2, sg, 4.0, detach)
+    s_ref, gx_ref = torch_lif(x, g, 2.0, 1.0, -0.2, sg, 4.0, detach)
+    assert torch.equal(s, s_ref)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("sg", ["arctan", "triangle"])
+def test_16bit_io_rounding(host_lib, dtype, sg):
+    x, g = _data((4, 8, 256), dtype, seed=11)
+    s, gx, h = host_lif(host_lib, x, g, 2.0, 1.0, 0.0, sg, 2.0, False)
+    s_ref, gx_ref = torch_lif(x, g, 2.0, 1.0, 0.0, sg, 2.0, False)
+    assert s.dtype == dtype and torch.equal(s, s_ref)  # fp32 state: identical spikes
+    # stored h rounds to the I/O type but stays on the side of the threshold that fired
+    assert torch.equal((h.float() >= 1.0).to(dtype), s)
+    err = (gx.double() - gx_ref.double()).abs().max() / gx_ref.double().abs().max()
+    assert err < 3e-2, float(err)
+
+
+def test_nudged_h_keeps_threshold_side(host_lib):
+    # x = [3/128, 1 - 2^-7] (exact in bf16), tau = 2: h1 = 3/256 + 0.9921875 = 1.00390625,
+    # which fires at v_th = 1.002 but rounds (to nearest even) to 1.0 in bf16, below v_th.
+    x = torch.tensor([[[0.0234375], [0.9921875]]], dtype=torch.bfloat16)
+    s, _, h = host_lif(host_lib, x, torch.ones(1, 2, 1), 2.0, 1.002, 0.0, "arctan", 2.0, False)
+    assert s.flatten().tolist() == [0.0, 1.0]
+    assert torch.tensor(1.00390625).to(torch.bfloat16).item() == 1.0  # plain rounding is wrong
+    assert h[0, 1, 0].item() == 1.0078125  # stored one ulp up: still >= v_th
