@@ -1,5 +1,5 @@
 """snetx.models: spiking network architectures (snetx-vision)."""
 
-from . import svggnet
+from . import scnn, svggnet
 
-__all__ = ["svggnet"]
+__all__ = ["svggnet", "scnn"]

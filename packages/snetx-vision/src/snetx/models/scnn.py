@@ -1,0 +1,57 @@
+r"""A small spiking CNN for 8x8 (digits) and 28x28 (MNIST) inputs.
+
+Three conv-BN-LIF blocks (width, 2 width, 2 width) with a max-pool after the second,
+an adaptive 4x4 average pool, and a linear read-out per time step.
+
+Example::
+
+    >>> import torch
+    >>> from snetx.models.scnn import SpikingCNN
+    >>> SpikingCNN(in_channels=1, num_classes=10)(torch.rand(2, 4, 1, 8, 8)).shape
+    torch.Size([2, 4, 10])
+"""
+
+import torch
+from snetx.snn import neuron as _neuron
+from snetx.snn.algorithm import Tosnn
+from torch import nn
+
+__all__ = ["SpikingCNN"]
+
+
+def _block(cin, cout):
+    return Tosnn(
+        nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout))
+    )
+
+
+class SpikingCNN(nn.Module):
+    """Input ``N x T x C x H x W``, output per-step logits ``N x T x num_classes``.
+
+    Args:
+        in_channels (int): default 1.
+        num_classes (int): default 10.
+        width (int): channels of the first block. Default 32.
+        neuron: zero-argument neuron factory (default ``snetx.snn.neuron.LIF``).
+        dropout (float): before the read-out. Default 0.
+    """
+
+    def __init__(self, in_channels=1, num_classes=10, width=32, neuron=None, dropout=0.0):
+        super().__init__()
+        neuron = neuron or _neuron.LIF
+        self.features = nn.Sequential(
+            _block(in_channels, width),
+            neuron(),
+            _block(width, 2 * width),
+            neuron(),
+            Tosnn(nn.MaxPool2d(2)),
+            _block(2 * width, 2 * width),
+            neuron(),
+            Tosnn(nn.AdaptiveAvgPool2d(4)),
+        )
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width * 16, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"SpikingCNN expects N x T x C x H x W, got shape {tuple(x.shape)}")
+        return self.classifier(torch.flatten(self.features(x), 2))
