@@ -199,5 +199,5 @@ def packaging(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks against SpikingJelly, snnTorch and Norse."""
     install_editable(session, COMBOS["all"])
-    pip(session, "spikingjelly==2.0.0", "snntorch", "norse")
+    session.run("python", "-m", "pip", "install", "-q", "spikingjelly==2.0.0", "snntorch", "norse")
     session.run("python", str(ROOT / "benchmarks" / "run_all.py"), *session.posargs)

@@ -71,26 +71,27 @@ def main(argv=None):
                 ]
             )
         _cpu_kernel.set_mode("auto")
-    print(
+    head = (
         f"torch {torch.__version__}, {args.threads} threads, float32, median of {args.repeats}; "
         f"compiled kernel {'available' if compiled else 'unavailable'} "
         f"(first call {first_call:.2f} s incl. build or cache load)"
     )
-    print(
-        markdown_table(
-            [
-                "N x T x D",
-                "path",
-                "loop fwd+bwd ms",
-                "fused fwd+bwd ms",
-                "speed-up",
-                "loop saved MiB",
-                "fused saved MiB",
-                "saved ratio",
-            ],
-            rows,
-        )
+    table = markdown_table(
+        [
+            "N x T x D",
+            "path",
+            "loop fwd+bwd ms",
+            "fused fwd+bwd ms",
+            "speed-up",
+            "loop saved MiB",
+            "fused saved MiB",
+            "saved ratio",
+        ],
+        rows,
     )
+    print(head)
+    print(table)
+    return head + "\n\n" + table
 
 
 if __name__ == "__main__":
