@@ -41,25 +41,16 @@ def copy_gbs(nbytes):
 
 
 def spikingjelly_lif(T):
+    """SpikingJelly's multi-step LIFNode matched to snetx (see compare.py); it picks its
+    own fused backend on CUDA. None when not installed."""
     try:
-        from spikingjelly.activation_based import neuron, surrogate
+        from compare import spikingjelly_lif as make
     except ImportError:
         return None
-    node = neuron.LIFNode(
-        tau=2.0,
-        decay_input=False,
-        v_reset=0.0,
-        detach_reset=False,
-        surrogate_function=surrogate.ATan(alpha=4.0),
-        step_mode="m",
-        backend="cupy",
-    )
-
-    def run(x_tf):  # time-first input
-        node.reset()
-        return node(x_tf)
-
-    return run
+    try:
+        return make()[0]
+    except ImportError:
+        return None
 
 
 def paths(T):

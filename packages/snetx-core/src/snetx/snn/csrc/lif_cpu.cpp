@@ -2,15 +2,38 @@
 // Each thread owns a block of neurons and walks time inside it, so every element of x,
 // h, s (forward) and h, g_s, g_x (backward) is touched exactly once.
 #include <cstdint>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "lif_neuron.cuh"
 
 namespace {
 constexpr int64_t kBlock = 512;  // neurons per inner vector loop; their state lives on the stack
 
+// Large fresh outputs are mmap'ed and paid for page by page on first touch; asking for
+// transparent huge pages before the kernel writes them cuts that cost (what PyTorch's
+// THP_MEM_ALLOC_ENABLE does for its own allocations). Advice only: results are unchanged.
+// Only for buffers of 32 MiB and more: glibc serves smaller ones from reused heap memory
+// (already touched), where the advice only risks compaction stalls.
+void advise_huge_pages(void* p, int64_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (bytes < (int64_t(32) << 20)) return;
+    const uintptr_t huge = uintptr_t(2) << 20;
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + huge - 1) & ~(huge - 1);
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + uintptr_t(bytes)) & ~(huge - 1);
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
 template <typename S>
 void forward(const S* x, S* h, S* s, int64_t N, int64_t T, int64_t F, S decay, S v_th,
              S v_reset, int threads) {
+    advise_huge_pages(h, N * T * F * int64_t(sizeof(S)));
+    advise_huge_pages(s, N * T * F * int64_t(sizeof(S)));
     const int64_t blocks = (F + kBlock - 1) / kBlock;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
     for (int64_t n = 0; n < N; ++n) {
@@ -33,6 +56,7 @@ void forward(const S* x, S* h, S* s, int64_t N, int64_t T, int64_t F, S decay, S
 template <int SG, bool DETACH, typename S>
 void backward(const S* h, const S* gs, S* gx, int64_t N, int64_t T, int64_t F, S decay, S v_th,
               S v_reset, S alpha, int threads) {
+    advise_huge_pages(gx, N * T * F * int64_t(sizeof(S)));
     const int64_t blocks = (F + kBlock - 1) / kBlock;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
     for (int64_t n = 0; n < N; ++n) {

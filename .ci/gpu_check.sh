@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One-shot GPU check for a lent device machine (it has torch, CuPy and pytest, no
+# internet): install the distributions without dependencies, run every gpu-marked test
+# and the GPU benchmark, and leave the results under $OUT.
+#   OUT=/tmp/out bash .ci/gpu_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/snetx-gpu}
+mkdir -p "$OUT"
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+python -c "import torch, cupy; print(torch.__version__, cupy.__version__, torch.cuda.get_device_name())" \
+  > "$OUT/versions.txt" 2>&1
+if ! python -m pip install -q --no-deps --no-build-isolation \
+    -e packages/snetx-core -e packages/snetx-cuda -e packages/snetx-vision > "$OUT/install.txt" 2>&1; then
+  # no hatchling offline: the src folders on sys.path are the same code (namespace merges)
+  export PYTHONPATH="$PWD/packages/snetx-core/src:$PWD/packages/snetx-cuda/src:$PWD/packages/snetx-vision/src"
+  echo "pip install failed; using PYTHONPATH=$PYTHONPATH" >> "$OUT/install.txt"
+fi
+timeout 420 python -m pytest -m gpu -q -p no:cacheprovider packages/snetx-core/tests \
+  packages/snetx-cuda/tests packages/snetx-vision/tests > "$OUT/gpu-tests.txt" 2>&1
+echo "pytest exit $?" >> "$OUT/gpu-tests.txt"
+timeout 240 python benchmarks/lif_gpu.py --max-log2 26 --out "$OUT/lif_gpu.md" > "$OUT/lif_gpu.log" 2>&1
+echo "benchmark exit $?" >> "$OUT/lif_gpu.log"
+tail -3 "$OUT/gpu-tests.txt"
