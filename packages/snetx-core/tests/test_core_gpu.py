@@ -3,7 +3,6 @@
 import pytest
 import torch
 from reference import lif_reference
-
 from snetx.snn import neuron
 from snetx.snn.algorithm import TETLoss, Tosnn
 

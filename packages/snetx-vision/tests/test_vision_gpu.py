@@ -2,10 +2,9 @@
 
 import pytest
 import torch
-from torch import nn
-
 from snetx.dataset import vision
 from snetx.models import svggnet
+from torch import nn
 
 pytestmark = pytest.mark.gpu
 
