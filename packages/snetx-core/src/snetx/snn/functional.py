@@ -54,6 +54,11 @@ def check_alpha(alpha):
     return alpha
 
 
+def describe_alpha(alpha) -> str:
+    """How a neuron's repr shows ``alpha``: the number, or the callable's name or repr."""
+    return str(alpha) if not callable(alpha) else getattr(alpha, "__name__", repr(alpha))
+
+
 def resolve_alpha(alpha) -> float:
     """Read ``alpha`` once (call it when callable) and check it is a finite positive number."""
     value = alpha() if callable(alpha) else alpha

@@ -80,14 +80,9 @@ class LIF(nn.Module):
 
     def extra_repr(self) -> str:
         sg = _sg.name_of(self.sg) or self.sg.__name__
-        alpha = (
-            self.alpha
-            if not callable(self.alpha)
-            else getattr(self.alpha, "__name__", type(self.alpha).__name__)
-        )
         return (
             f"tau={self.tau}, v_th={self.v_th}, v_reset={self.v_reset}, sg={sg}, "
-            f"alpha={alpha}, detach={self.detach}"
+            f"alpha={F.describe_alpha(self.alpha)}, detach={self.detach}"
         )
 
 

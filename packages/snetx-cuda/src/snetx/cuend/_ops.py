@@ -1,4 +1,4 @@
-"""The LIF as torch.library custom ops (``snetx_cuend::lif_forward`` / ``lif_backward``)
+"""The LIF as torch.library custom ops (``snetx_cuend::lif`` and ``lif_backward``)
 with fake implementations and registered autograd, so ``torch.compile(fullgraph=True)``
 traces through them without a graph break."""
 
@@ -18,22 +18,29 @@ DTYPES = {
 }
 
 
-def _launch(kernel, n_threads, args, device):
+def _launch(t, kernel_name, pointers, scalars):
+    """Run ``kernel_name`` over the neurons of the ``N x T x ...`` tensor ``t`` on
+    PyTorch's current stream of t's device, with explicitly typed scalars."""
     import cupy
 
-    props = torch.cuda.get_device_properties(device)
-    blocks = max(1, min((n_threads + THREADS - 1) // THREADS, props.multi_processor_count * 32))
-    torch_stream = torch.cuda.current_stream(device)
-    stream = cupy.cuda.ExternalStream(torch_stream.cuda_stream, device.index)
-    kernel((blocks,), (THREADS,), args, stream=stream)
-
-
-def _scalar(dtype):
-    return np.float64 if dtype == torch.float64 else np.float32
-
-
-def _ptr(t):
-    return np.uint64(t.data_ptr())
+    n, T = t.shape[0], t.shape[1]
+    f = t.numel() // (n * T)
+    sc = np.float64 if t.dtype == torch.float64 else np.float32
+    args = (
+        *(np.uint64(p.data_ptr()) for p in pointers),
+        np.int64(n * f),
+        np.int64(T),
+        np.int64(f),
+        *(sc(v) for v in scalars),
+    )
+    with torch.cuda.device(t.device):
+        kernel = _compile.get_kernel(DTYPES[t.dtype], kernel_name, t.device.index)
+        props = torch.cuda.get_device_properties(t.device)
+        blocks = max(1, min((n * f + THREADS - 1) // THREADS, props.multi_processor_count * 32))
+        stream = cupy.cuda.ExternalStream(
+            torch.cuda.current_stream(t.device).cuda_stream, t.device.index
+        )
+        kernel((blocks,), (THREADS,), args, stream=stream)
 
 
 @torch.library.custom_op("snetx_cuend::lif", mutates_args=())
@@ -43,30 +50,9 @@ def lif(
     """(spikes, h) of the contiguous ``N x T x ...`` CUDA tensor x; alpha, sg and detach
     are used by the registered backward."""
     spikes, h = torch.empty_like(x), torch.empty_like(x)
-    n, T = x.shape[0], x.shape[1]
-    if x.numel() == 0:
-        return spikes, h
-    f = x.numel() // (n * T)
-    io = DTYPES[x.dtype]
-    with torch.cuda.device(x.device):
-        kernel = _compile.get_kernel(io, _compile.forward_name(io), x.device.index)
-        sc = _scalar(x.dtype)
-        _launch(
-            kernel,
-            n * f,
-            (
-                _ptr(x),
-                _ptr(h),
-                _ptr(spikes),
-                np.int64(n * f),
-                np.int64(T),
-                np.int64(f),
-                sc(decay),
-                sc(v_th),
-                sc(v_reset),
-            ),
-            x.device,
-        )
+    if x.numel():
+        io = DTYPES[x.dtype]
+        _launch(x, _compile.forward_name(io), (x, h, spikes), (decay, v_th, v_reset))
     return spikes, h
 
 
@@ -87,32 +73,12 @@ def lif_backward(
     detach: bool,
 ) -> torch.Tensor:
     """grad_x of SPEC §2 from the saved h and the spikes' gradient (same dtype as h)."""
-    gs = grad_s.to(h.dtype).contiguous()
+    gs = grad_s.to(h.dtype).contiguous()  # referenced until the launch is queued
     gx = torch.empty_like(h)
-    n, T = h.shape[0], h.shape[1]
-    if h.numel() == 0:
-        return gx
-    f = h.numel() // (n * T)
-    io = DTYPES[h.dtype]
-    with torch.cuda.device(h.device):
-        kernel = _compile.get_kernel(io, _compile.backward_name(io, sg, detach), h.device.index)
-        sc = _scalar(h.dtype)
+    if h.numel():
+        io = DTYPES[h.dtype]
         _launch(
-            kernel,
-            n * f,
-            (
-                _ptr(h),
-                _ptr(gs),
-                _ptr(gx),
-                np.int64(n * f),
-                np.int64(T),
-                np.int64(f),
-                sc(decay),
-                sc(v_th),
-                sc(v_reset),
-                sc(alpha),
-            ),
-            h.device,
+            h, _compile.backward_name(io, sg, detach), (h, gs, gx), (decay, v_th, v_reset, alpha)
         )
     return gx
 

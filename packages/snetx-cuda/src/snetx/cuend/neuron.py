@@ -5,6 +5,8 @@ from snetx.snn import functional as F
 from snetx.snn import surrogate as _sg
 from torch import nn
 
+from . import _ops
+
 __all__ = ["LIF", "IF", "REGISTERED_SG_FUNCLIST", "lif"]
 
 REGISTERED_SG_FUNCLIST = _sg.REGISTERED_SG_FUNCLIST
@@ -58,9 +60,7 @@ def _run(x, decay, v_th, v_reset, sg, alpha, detach):
     check_cuda_input(x)
     if not torch.compiler.is_compiling():
         _runtime_check()
-    from ._ops import lif as lif_op
-
-    spikes, _ = lif_op(x.contiguous(), decay, v_th, v_reset, alpha, sg, detach)
+    spikes, _ = _ops.lif(x.contiguous(), decay, v_th, v_reset, alpha, sg, detach)
     return spikes
 
 
@@ -98,14 +98,9 @@ class LIF(nn.Module):
         return _run(x, 1.0 / self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach)
 
     def extra_repr(self):
-        alpha = (
-            self.alpha
-            if not callable(self.alpha)
-            else getattr(self.alpha, "__name__", type(self.alpha).__name__)
-        )
         return (
             f"tau={self.tau}, v_th={self.v_th}, v_reset={self.v_reset}, sg={self.sg}, "
-            f"alpha={alpha}, detach={self.detach}"
+            f"alpha={F.describe_alpha(self.alpha)}, detach={self.detach}"
         )
 
 

@@ -186,3 +186,50 @@ def loader_options(num_workers, pin_memory):
     if num_workers > 0:
         opts["persistent_workers"] = True
     return opts
+
+
+#: Public loader function names, by dataset key.
+LOADER_NAMES = {
+    "mnist": "mnist_dataset",
+    "fmnist": "Fmnist_dataset",
+    "cifar10": "cifar10_dataset",
+    "cifar100": "cifar100_dataset",
+    "digits": "digits_dataset",
+}
+
+
+def loader_functions(build, doc, default_seed):
+    """The public ``*_dataset(data_dir, batch_size, test_batch_size, transforms=None, *,
+    download=True, num_workers=None, pin_memory=None, seed=...)`` functions over
+    ``build(name, data_dir, batch_size, test_batch_size, transforms, download,
+    num_workers, pin_memory, seed)``."""
+
+    def make(name, title):
+        def loader(
+            data_dir,
+            batch_size,
+            test_batch_size,
+            transforms=None,
+            *,
+            download=True,
+            num_workers=None,
+            pin_memory=None,
+            seed=default_seed,
+        ):
+            return build(
+                name,
+                data_dir,
+                batch_size,
+                test_batch_size,
+                transforms,
+                download,
+                num_workers,
+                pin_memory,
+                seed,
+            )
+
+        loader.__name__ = loader.__qualname__ = title
+        loader.__doc__ = doc.format(name=name)
+        return loader
+
+    return {title: make(name, title) for name, title in LOADER_NAMES.items()}

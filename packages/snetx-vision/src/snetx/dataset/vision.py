@@ -22,7 +22,7 @@ Example::
 import torch
 from torch.utils.data import DataLoader
 
-from ._common import DatasetNotFoundError, build_datasets, loader_options
+from ._common import DatasetNotFoundError, build_datasets, loader_functions, loader_options
 
 __all__ = [
     "mnist_dataset",
@@ -47,40 +47,14 @@ def _loaders(
     return train, test
 
 
-def _make(name, title):
-    def loader(
-        data_dir,
-        batch_size,
-        test_batch_size,
-        transforms=None,
-        *,
-        download=True,
-        num_workers=None,
-        pin_memory=None,
-        seed=None,
-    ):
-        return _loaders(
-            name,
-            data_dir,
-            batch_size,
-            test_batch_size,
-            transforms,
-            download,
-            num_workers,
-            pin_memory,
-            seed,
-        )
-
-    loader.__name__ = loader.__qualname__ = f"{title}"
-    loader.__doc__ = (
-        f"{name} (train_loader, test_loader); see the module docstring. "
-        "transforms=[train_tf, test_tf] replaces the defaults."
-    )
-    return loader
-
-
-mnist_dataset = _make("mnist", "mnist_dataset")
-Fmnist_dataset = _make("fmnist", "Fmnist_dataset")
-cifar10_dataset = _make("cifar10", "cifar10_dataset")
-cifar100_dataset = _make("cifar100", "cifar100_dataset")
-digits_dataset = _make("digits", "digits_dataset")
+_functions = loader_functions(
+    _loaders,
+    "{name} (train_loader, test_loader); see the module docstring. "
+    "transforms=[train_tf, test_tf] replaces the defaults.",
+    default_seed=None,
+)
+mnist_dataset = _functions["mnist_dataset"]
+Fmnist_dataset = _functions["Fmnist_dataset"]
+cifar10_dataset = _functions["cifar10_dataset"]
+cifar100_dataset = _functions["cifar100_dataset"]
+digits_dataset = _functions["digits_dataset"]

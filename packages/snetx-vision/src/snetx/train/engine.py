@@ -3,8 +3,12 @@
 Resume is exact: a checkpoint records the epoch, the number of batches done in it, the
 RNG states at the epoch's start and now; resuming replays the epoch's data order up to
 that batch (consuming the same randomness), then restores the states of the interrupted
-process. ``SNETX_TRAIN_INTERRUPT_AT=<global step>`` raises KeyboardInterrupt at that step
-(as Ctrl-C would), for tests.
+process.
+
+Ctrl-C (SIGINT) asks the loop to stop: it finishes the batch in flight, writes a
+checkpoint and exits with code 130 (a second Ctrl-C aborts at once). Under DDP the
+request is shared by all ranks so they stop at the same batch.
+``SNETX_TRAIN_INTERRUPT_AT=<global step>`` makes the same request at that step, for tests.
 """
 
 import functools
@@ -12,12 +16,14 @@ import hashlib
 import json
 import os
 import random
+import signal
 import sys
 import time
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from snetx.dataset._common import LOADER_NAMES
 from snetx.snn import algorithm, monitor
 from snetx.snn import neuron as snn_neuron
 from torch import nn
@@ -26,13 +32,6 @@ from . import checkpoint, plots
 
 CLASSES = {"digits": 10, "mnist": 10, "fmnist": 10, "cifar10": 10, "cifar100": 100}
 CHANNELS = {"digits": 1, "mnist": 1, "fmnist": 1, "cifar10": 3, "cifar100": 3}
-LOADERS = {
-    "digits": "digits_dataset",
-    "mnist": "mnist_dataset",
-    "fmnist": "Fmnist_dataset",
-    "cifar10": "cifar10_dataset",
-    "cifar100": "cifar100_dataset",
-}
 
 
 class Run:
@@ -63,6 +62,14 @@ class Run:
         if self.distributed:
             dist.all_reduce(t)
         return t.tolist()
+
+    def any(self, flag):
+        """True on every rank when any rank says True."""
+        if not self.distributed:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t)
+        return bool(t.item() > 0)
 
     def barrier(self):
         if self.distributed:
@@ -103,7 +110,7 @@ def build_loaders(args, run):
     workers = (
         args.workers if args.workers is not None else (0 if args.dataset == "digits" else None)
     )
-    return getattr(vision, LOADERS[args.dataset])(
+    return getattr(vision, LOADER_NAMES[args.dataset])(
         args.data_dir,
         args.batch_size,
         256,
@@ -156,12 +163,47 @@ def _set_loader_state(loader, state):
         loader.set_epoch(state["epoch"])
 
 
+class StopRequest:
+    """SIGINT sets a flag the loop checks at safe points; a second SIGINT aborts."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: leave Ctrl-C as it is
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def train(args):
     run = Run(args)
     try:
-        return _train(args, run)
+        with StopRequest() as stop:
+            return _train(args, run, stop)
     finally:
         run.close()
+
+
+def _stopped(run, where, ckpt_path):
+    if run.main:
+        print(
+            f"snetx-train: interrupted {where}; checkpoint saved to {ckpt_path}; "
+            "continue with --resume",
+            file=sys.stderr,
+        )
+    return 130
 
 
 def _param_digest(model):
@@ -177,7 +219,7 @@ def _seed(seed):
     np.random.seed(seed)
 
 
-def _train(args, run):
+def _train(args, run, stop):
     from tqdm import tqdm
 
     device = run.device
@@ -269,41 +311,35 @@ def _train(args, run):
             disable=args.quiet or not run.main,
             dynamic_ncols=True,
         )
-        step = 0
-        try:
-            for step, (x, y) in enumerate(bar):
-                if step < skip:
-                    continue
-                if step == skip and skip > 0:
-                    checkpoint.set_rng_states(resume["rng"])
-                    sums = list(resume["sums"])
-                if epoch * steps_per_epoch + step == interrupt_at:
-                    raise KeyboardInterrupt
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with torch.autocast(device.type, enabled=args.amp, dtype=_amp_dtype(device)):
-                    out = net(encode(x, args.T))
-                    loss = compute_loss(out.float(), y)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                with torch.no_grad():
-                    sums[0] += float(loss) * len(y)
-                    sums[1] += float((out.float().mean(1).argmax(1) == y).sum())
-                    sums[2] += len(y)
-                bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}", acc=f"{sums[1] / sums[2]:.2%}")
-        except KeyboardInterrupt:
-            bar.close()
-            done = step if step >= skip else skip
-            save(epoch, done, epoch_start, sums)
-            if run.main:
-                print(
-                    f"snetx-train: interrupted in epoch {epoch + 1} after {done} batches; "
-                    f"checkpoint saved to {ckpt_path}; continue with --resume",
-                    file=sys.stderr,
-                )
-            return 130
+        stopped_at = None
+        for step, (x, y) in enumerate(bar):
+            if step < skip:
+                continue
+            if step == skip and skip > 0:
+                checkpoint.set_rng_states(resume["rng"])
+                sums = list(resume["sums"])
+            if epoch * steps_per_epoch + step == interrupt_at:
+                stop.requested = True
+            if run.any(stop.requested):
+                stopped_at = step
+                break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=args.amp, dtype=_amp_dtype(device)):
+                out = net(encode(x, args.T))
+                loss = compute_loss(out.float(), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            with torch.no_grad():
+                sums[0] += float(loss) * len(y)
+                sums[1] += float((out.float().mean(1).argmax(1) == y).sum())
+                sums[2] += len(y)
+            bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}", acc=f"{sums[1] / sums[2]:.2%}")
         bar.close()
+        if stopped_at is not None:
+            save(epoch, stopped_at, epoch_start, sums)
+            return _stopped(run, f"in epoch {epoch + 1} after {stopped_at} batches", ckpt_path)
         train_time = time.perf_counter() - t0
         if sched is not None:
             sched.step()
@@ -329,6 +365,8 @@ def _train(args, run):
                 print(json.dumps(record), file=sys.stderr)
         save(epoch + 1, 0, None, None)
         resume, start_step = None, 0
+        if run.any(stop.requested) and epoch + 1 < args.epochs:
+            return _stopped(run, f"after epoch {epoch + 1}", ckpt_path)
 
     digests = [_param_digest(model)]
     if run.distributed:  # proof that DDP kept every rank's parameters identical
