@@ -3,9 +3,8 @@ the fake implementations, the registered autograd and what is saved for backward
 
 import pytest
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
-
 from snetx.cuend import _ops
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
