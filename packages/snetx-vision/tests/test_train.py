@@ -40,6 +40,24 @@ def test_short_run_learns_and_writes_files(tmp_path):
     assert not list(out.glob(".checkpoint-*"))  # atomic write left no temporary file
 
 
+@pytest.mark.parametrize(
+    "opts",
+    [
+        ["--loss", "ce", "--optimizer", "sgd", "--schedule", "none", "--surrogate", "sigmoid"],
+        ["--surrogate", "triangle", "--alpha", "2", "--tau", "1.5", "--workers", "1"],
+        ["--amp", "--batch-size", "128"],
+    ],
+)
+def test_option_combinations_train(tmp_path, opts):
+    out = tmp_path / "run"
+    assert main([*FAST, "--epochs", "1", "--no-plots", "--out", str(out), *opts]) == 0
+    assert _read(out)[0]["test_acc"] > 0.6
+    config = json.loads((out / "config.json").read_text())
+    assert config["surrogate"] == (
+        opts[opts.index("--surrogate") + 1] if "--surrogate" in opts else "arctan"
+    )
+
+
 def test_resume_after_interrupt_matches_uninterrupted(tmp_path, monkeypatch):
     args = [*FAST, "--epochs", "2", "--evolved-alpha", "--no-plots"]
     full = tmp_path / "full"
