@@ -40,3 +40,49 @@ def test_opcheck_fake_and_autograd_registration_on_meta():
         out = torch.ops.snetx_cuend.lif(x, 0.5, 1.0, 0.0, 4.0, "sigmoid", True)
         g = torch.ops.snetx_cuend.lif_backward(out[1], out[0], 0.5, 1.0, 0.0, 4.0, "sigmoid", True)
     assert g.shape == (2, 3, 5)
+
+
+@pytest.mark.parametrize(
+    "dtype,scalar",
+    [
+        (torch.float32, "float32"),
+        (torch.float64, "float64"),
+        (torch.bfloat16, "float32"),
+        (torch.float16, "float32"),
+    ],
+)
+def test_launch_passes_explicitly_typed_arguments(monkeypatch, dtype, scalar):
+    # The kernel and device calls are stubbed; what is checked is the argument tuple the
+    # kernel receives: pointers as uint64, sizes as int64, scalars in the state type.
+    import contextlib
+    import sys
+    import types
+
+    import numpy as np
+    from snetx.cuend import _compile
+
+    calls = []
+    monkeypatch.setattr(
+        _compile,
+        "get_kernel",
+        lambda io, name, dev: lambda grid, block, args: calls.append((io, name, grid, block, args)),
+    )
+    monkeypatch.setattr(_ops, "_cupy_stream", lambda cupy, s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "device", lambda d: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda d: None)
+    monkeypatch.setattr(
+        torch.cuda,
+        "get_device_properties",
+        lambda d: types.SimpleNamespace(multi_processor_count=2),
+    )
+    monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))
+    x, h, s = (torch.zeros(3, 4, 5, dtype=dtype) for _ in range(3))
+    _ops._launch(x, _compile.forward_name(_ops.DTYPES[dtype]), (x, h, s), (0.5, 1.0, 0.0))
+    ((io, name, grid, block, args),) = calls
+    assert io == _ops.DTYPES[dtype] and name.startswith("snetx::lif_forward<")
+    assert block == (_ops.THREADS,) and grid == (1,)
+    assert [type(a) for a in args[:3]] == [np.uint64] * 3
+    assert args[0] == x.data_ptr() and args[2] == s.data_ptr()
+    assert [type(a) for a in args[3:6]] == [np.int64] * 3
+    assert (int(args[3]), int(args[4]), int(args[5])) == (15, 4, 5)  # N*F, T, F
+    assert [np.dtype(type(a)).name for a in args[6:]] == [scalar] * 3

@@ -37,10 +37,17 @@ def _launch(t, kernel_name, pointers, scalars):
         kernel = _compile.get_kernel(DTYPES[t.dtype], kernel_name, t.device.index)
         props = torch.cuda.get_device_properties(t.device)
         blocks = max(1, min((n * f + THREADS - 1) // THREADS, props.multi_processor_count * 32))
-        stream = cupy.cuda.ExternalStream(
-            torch.cuda.current_stream(t.device).cuda_stream, t.device.index
-        )
-        kernel((blocks,), (THREADS,), args, stream=stream)
+        with _cupy_stream(cupy, torch.cuda.current_stream(t.device)):
+            kernel((blocks,), (THREADS,), args)  # launched on CuPy's current stream
+
+
+def _cupy_stream(cupy, torch_stream):
+    """PyTorch's stream as a CuPy stream: the CUDA stream protocol where CuPy has it
+    (CuPy >= 14), else ExternalStream (deprecated there)."""
+    from_external = getattr(cupy.cuda.Stream, "from_external", None)
+    if from_external is not None and hasattr(torch_stream, "__cuda_stream__"):
+        return from_external(torch_stream)
+    return cupy.cuda.ExternalStream(torch_stream.cuda_stream, torch_stream.device.index)
 
 
 @torch.library.custom_op("snetx_cuend::lif", mutates_args=())
