@@ -126,17 +126,14 @@ def loss_fn(args, criterion):
     return lambda out, y: criterion(out.mean(1), y)
 
 
-def encode(x, T):
-    return x.unsqueeze(1).repeat(1, T, *([1] * (x.dim() - 1)))  # direct encoding
-
-
 def evaluate(model, loader, args, run, criterion, device):
     model.eval()
+    encode = algorithm.DirectEncoder(args.T)
     loss = correct = count = 0.0
     with torch.no_grad(), torch.autocast(device.type, enabled=args.amp, dtype=_amp_dtype(device)):
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            out = model(encode(x, args.T)).float().mean(1)
+            out = model(encode(x)).float().mean(1)
             loss += float(criterion(out, y)) * len(y)
             correct += float((out.argmax(1) == y).sum())
             count += len(y)
@@ -249,6 +246,7 @@ def _train(args, run, stop):
     scaler = torch.amp.GradScaler("cuda", enabled=args.amp and device.type == "cuda")
     criterion = nn.CrossEntropyLoss()
     compute_loss = loss_fn(args, criterion)
+    encode = algorithm.DirectEncoder(args.T)
     ckpt_path = os.path.join(args.out, "checkpoint.pt")
     metrics_path = os.path.join(args.out, "metrics.jsonl")
 
@@ -325,7 +323,7 @@ def _train(args, run, stop):
                 break
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=args.amp, dtype=_amp_dtype(device)):
-                out = net(encode(x, args.T))
+                out = net(encode(x))
                 loss = compute_loss(out.float(), y)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
