@@ -29,49 +29,52 @@ void advise_huge_pages(void* p, int64_t bytes) {
 #endif
 }
 
-template <typename S>
-void forward(const S* x, S* h, S* s, int64_t N, int64_t T, int64_t F, S decay, S v_th,
-             S v_reset, int threads) {
-    advise_huge_pages(h, N * T * F * int64_t(sizeof(S)));
-    advise_huge_pages(s, N * T * F * int64_t(sizeof(S)));
+// Runs body(o0, len, state) for every block of up to kBlock neurons: o0 is the
+// block's offset at t = 0 (step t adds t * F), state a zero-filled array the block keeps
+// across time. Blocks are spread over the threads.
+template <typename S, typename Body>
+void for_each_block(int64_t N, int64_t T, int64_t F, int threads, const Body& body) {
     const int64_t blocks = (F + kBlock - 1) / kBlock;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
     for (int64_t n = 0; n < N; ++n) {
         for (int64_t b = 0; b < blocks; ++b) {
             const int64_t f0 = b * kBlock, len = (F - f0 < kBlock) ? F - f0 : kBlock;
-            S u[kBlock];
-            for (int64_t i = 0; i < len; ++i) u[i] = S(0);
-            for (int64_t t = 0; t < T; ++t) {
-                const int64_t o = (n * T + t) * F + f0;
-                for (int64_t i = 0; i < len; ++i) {
-                    S spike;
-                    h[o + i] = snetx::lif_step<S>(u[i], x[o + i], decay, v_th, v_reset, spike);
-                    s[o + i] = spike;
-                }
-            }
+            S state[kBlock];
+            for (int64_t i = 0; i < len; ++i) state[i] = S(0);
+            body(n * T * F + f0, len, state);
         }
     }
+}
+
+template <typename S>
+void forward(const S* x, S* h, S* s, int64_t N, int64_t T, int64_t F, S decay, S v_th,
+             S v_reset, int threads) {
+    advise_huge_pages(h, N * T * F * int64_t(sizeof(S)));
+    advise_huge_pages(s, N * T * F * int64_t(sizeof(S)));
+    for_each_block<S>(N, T, F, threads, [=](int64_t o0, int64_t len, S* u) {
+        for (int64_t t = 0; t < T; ++t) {
+            const int64_t o = o0 + t * F;
+            for (int64_t i = 0; i < len; ++i) {
+                S spike;
+                h[o + i] = snetx::lif_step<S>(u[i], x[o + i], decay, v_th, v_reset, spike);
+                s[o + i] = spike;
+            }
+        }
+    });
 }
 
 template <int SG, bool DETACH, typename S>
 void backward(const S* h, const S* gs, S* gx, int64_t N, int64_t T, int64_t F, S decay, S v_th,
               S v_reset, S alpha, int threads) {
     advise_huge_pages(gx, N * T * F * int64_t(sizeof(S)));
-    const int64_t blocks = (F + kBlock - 1) / kBlock;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-    for (int64_t n = 0; n < N; ++n) {
-        for (int64_t b = 0; b < blocks; ++b) {
-            const int64_t f0 = b * kBlock, len = (F - f0 < kBlock) ? F - f0 : kBlock;
-            S g_u[kBlock];
-            for (int64_t i = 0; i < len; ++i) g_u[i] = S(0);
-            for (int64_t t = T - 1; t >= 0; --t) {
-                const int64_t o = (n * T + t) * F + f0;
-                for (int64_t i = 0; i < len; ++i)
-                    gx[o + i] = snetx::lif_grad_step<SG, DETACH, S>(g_u[i], h[o + i], gs[o + i],
-                                                                    decay, v_th, v_reset, alpha);
-            }
+    for_each_block<S>(N, T, F, threads, [=](int64_t o0, int64_t len, S* g_u) {
+        for (int64_t t = T - 1; t >= 0; --t) {
+            const int64_t o = o0 + t * F;
+            for (int64_t i = 0; i < len; ++i)
+                gx[o + i] = snetx::lif_grad_step<SG, DETACH, S>(g_u[i], h[o + i], gs[o + i], decay,
+                                                                v_th, v_reset, alpha);
         }
-    }
+    });
 }
 
 template <typename S>
