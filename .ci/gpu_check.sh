@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One-shot GPU check for a lent device machine (it has torch, CuPy and pytest, no
 # internet): install the distributions without dependencies, run every gpu-marked test
-# and the GPU benchmark, and leave the results under $OUT.
+# and the GPU benchmark, and leave the results under $OUT. Fits one 10-minute call.
 #   OUT=/tmp/out bash .ci/gpu_check.sh
+# To compare with SpikingJelly there, first run `bash .ci/fetch_gpu_wheels.sh` on a
+# machine with the package registry and carry the .gpu-wheels folder along.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/snetx-gpu}
@@ -16,9 +18,18 @@ if ! python -m pip install -q --no-deps --no-build-isolation \
   export PYTHONPATH="$PWD/packages/snetx-core/src:$PWD/packages/snetx-cuda/src:$PWD/packages/snetx-vision/src"
   echo "pip install failed; using PYTHONPATH=$PYTHONPATH" >> "$OUT/install.txt"
 fi
-timeout 420 python -m pytest -m gpu -q -p no:cacheprovider packages/snetx-core/tests \
-  packages/snetx-cuda/tests packages/snetx-vision/tests > "$OUT/gpu-tests.txt" 2>&1
+timeout 300 python -m pytest -m gpu -q -rs -p no:cacheprovider --durations=5 \
+  packages/snetx-core/tests packages/snetx-cuda/tests packages/snetx-vision/tests \
+  > "$OUT/gpu-tests.txt" 2>&1
 echo "pytest exit $?" >> "$OUT/gpu-tests.txt"
-timeout 240 python benchmarks/lif_gpu.py --max-log2 26 --out "$OUT/lif_gpu.md" > "$OUT/lif_gpu.log" 2>&1
+BENCH_PATH=${PYTHONPATH:-}
+if ls .gpu-wheels/*.whl > /dev/null 2>&1; then
+  extra=$(mktemp -d)
+  python -m pip install -q --no-deps --no-index --target "$extra" .gpu-wheels/*.whl >> "$OUT/install.txt" 2>&1 \
+    && BENCH_PATH="$extra${BENCH_PATH:+:$BENCH_PATH}"
+fi
+PYTHONPATH="$BENCH_PATH" timeout 200 python benchmarks/lif_gpu.py --max-log2 27 \
+  --out "$OUT/lif_gpu.md" > "$OUT/lif_gpu.log" 2>&1
 echo "benchmark exit $?" >> "$OUT/lif_gpu.log"
 tail -3 "$OUT/gpu-tests.txt"
+tail -5 "$OUT/lif_gpu.log"

@@ -84,13 +84,18 @@ def test_gradcheck_float64_against_autograd_loop():
 def test_non_default_stream():
     x, g = _data((4, 8, 1000), seed=1)
     y_ref, gx_ref = _run(cu.LIF(), x, g)
-    s = torch.cuda.Stream()
+    x_side = torch.zeros_like(x)
+    s = torch.cuda.Stream()  # PyTorch's pool streams are non-blocking
     s.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(s):
-        y, gx = _run(cu.LIF(), x, g)
+        # the input is written on s only after a long sleep: a kernel launched on any
+        # other stream would read the zeros
+        torch.cuda._sleep(200_000_000)
+        x_side.copy_(x)
+        y, gx = _run(cu.LIF(), x_side, g)
     torch.cuda.current_stream().wait_stream(s)
     torch.cuda.synchronize()
-    assert torch.equal(y, y_ref)
+    assert y_ref.any() and torch.equal(y, y_ref)
     torch.testing.assert_close(gx, gx_ref)
 
 
@@ -132,6 +137,33 @@ def test_second_device():
     y_ref, gx_ref = _run(cu.LIF(), x.to("cuda:0"), g.to("cuda:0"))
     assert torch.equal(y.cpu(), y_ref.cpu())
     torch.testing.assert_close(gx.cpu(), gx_ref.cpu())
+
+
+def test_forward_spikes_equal_cpu_kernel_bit_for_bit():
+    # same per-neuron code, no FMA contraction on either side: identical spikes even where
+    # 1/tau is inexact (the torch path on CUDA may round the charge differently)
+    from snetx.snn import _cpu_kernel
+
+    if not _cpu_kernel.available():
+        pytest.skip("snetx.snn's compiled CPU kernel is not available here (no C++ compiler)")
+    x, _ = _data((16, 8, 8192), seed=12)
+    for tau, v_reset in ((1.5, 0.0), (3.0, -0.2)):
+        y = cu.lif(x, tau=tau, v_reset=v_reset)
+        assert torch.equal(y.cpu(), F.lif(x.cpu(), tau=tau, v_reset=v_reset))
+
+
+def test_more_than_2_31_elements():
+    # int32 offsets would wrap past 2^31 elements; 3 x 4 GiB in float16
+    numel = (1 << 31) + 6
+    if torch.cuda.mem_get_info()[0] < 3 * 2 * numel + (1 << 30):
+        pytest.skip("needs about 14 GB of free GPU memory")
+    x = torch.full((1, 2, numel // 2), 0.6, device="cuda", dtype=torch.float16)
+    x[0, 1, -1] = 2.0
+    y = cu.LIF()(x)
+    assert y[0, 1, -1].item() == 1.0 and y[0, 1, -2].item() == 0.0
+    assert y[0, 0, -1].item() == 0.0 and int(y.sum().item()) == 1
+    del x, y
+    torch.cuda.empty_cache()
 
 
 def test_large_tensor_64bit_index_tail():

@@ -53,3 +53,32 @@ def test_cubin_for_a_real_arch():
         pytest.skip("sm_80 not supported by this NVRTC")
     cubin, _ = _compile.nvrtc_compile("sm_80", ios=("float32",), cubin=True)
     assert cubin[:4] == b"\x7fELF"
+
+
+def _entry_body(ptx, lowered_name):
+    start = ptx.index(f".entry {lowered_name}(")
+    return ptx[start : ptx.index("\n}", start)]
+
+
+@pytest.mark.parametrize("io", list(_compile.IO_TYPES))
+def test_loads_are_issued_a_chunk_at_a_time(io):
+    # Memory-level parallelism: each thread issues a chunk of 8 independent loads (forward:
+    # x; backward: h and grad_s) before its first store, instead of one load per step.
+    _nvrtc()
+    names = [_compile.forward_name(io), _compile.backward_name(io, "arctan", False)]
+    ptx, lowered = _compile.nvrtc_compile("compute_80", ios=(io,))
+    ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
+    for name, loads in zip(names, (8, 16)):
+        ops = re.findall(r"\b(ld|st)\.global", _entry_body(ptx, lowered[name]))
+        assert ops[:loads] == ["ld"] * loads and ops[loads] == "st", (name, ops[: loads + 1])
+
+
+def test_forward_charge_is_not_contracted_to_fma():
+    # u * decay + x rounds twice, as in snetx-core's CPU kernel (-ffp-contract=off), so the
+    # CPU and GPU kernels fire on exactly the same inputs
+    _nvrtc()
+    ptx, lowered = _compile.nvrtc_compile("compute_80", ios=("float32", "float64"))
+    ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
+    for io in ("float32", "float64"):
+        body = _entry_body(ptx, lowered[_compile.forward_name(io)])
+        assert "mul.rn" in body and "fma" not in body, io

@@ -86,3 +86,40 @@ def test_launch_passes_explicitly_typed_arguments(monkeypatch, dtype, scalar):
     assert [type(a) for a in args[3:6]] == [np.int64] * 3
     assert (int(args[3]), int(args[4]), int(args[5])) == (15, 4, 5)  # N*F, T, F
     assert [np.dtype(type(a)).name for a in args[6:]] == [scalar] * 3
+
+
+def test_kernels_are_compiled_once_and_looked_up_once(monkeypatch):
+    # CuPy is stubbed (no GPU here): what is checked is snetx's caching, which keeps every
+    # launch after the first free of compilation and module/function lookups, the driver
+    # calls that CUDA graph capture does not allow
+    import contextlib
+    import sys
+    import types
+
+    from snetx.cuend import _compile
+
+    made, looked_up = [], []
+
+    class Module:
+        def __init__(self, **kw):
+            made.append(kw)
+
+        def get_function(self, name):
+            looked_up.append(name)
+            return ("kernel", name)
+
+    cupy = types.ModuleType("cupy")
+    cupy.RawModule = Module
+    cupy.cuda = types.SimpleNamespace(Device=lambda i: contextlib.nullcontext())
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setattr(_compile, "_modules", {})
+    monkeypatch.setattr(_compile, "_kernels", {})
+    fwd = _compile.forward_name("float32")
+    bwd = _compile.backward_name("float32", "sigmoid", True)
+    for _ in range(3):
+        assert _compile.get_kernel("float32", fwd, 0) == ("kernel", fwd)
+        assert _compile.get_kernel("float32", bwd, 0) == ("kernel", bwd)
+    _compile.get_kernel("float32", fwd, 1)  # another device: its own module
+    _compile.get_kernel("bfloat16", _compile.forward_name("bfloat16"), 0)
+    assert len(made) == 3 and looked_up.count(fwd) == 2 and looked_up.count(bwd) == 1
+    assert made[0]["options"] == _compile.OPTIONS and fwd in made[0]["name_expressions"]

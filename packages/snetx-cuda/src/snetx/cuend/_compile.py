@@ -17,7 +17,9 @@ CSRC = Path(__file__).with_name("csrc")
 CORE_CSRC = Path(snetx.snn.__file__).with_name("csrc")
 INCLUDE_DIRS = (CSRC, CORE_CSRC)
 KERNEL_FILE = "lif_kernels.cu"
-OPTIONS = ("-std=c++14",)
+# No FMA contraction: the charge u * decay + x rounds twice, exactly as snetx-core's CPU
+# kernel (built with -ffp-contract=off) computes it, so both give the same spikes.
+OPTIONS = ("-std=c++14", "--fmad=false")
 # C++ names of the I/O types, by torch dtype name
 IO_TYPES = {
     "float32": "float",
@@ -91,21 +93,28 @@ def nvrtc_compile(arch: str, ios=tuple(IO_TYPES), cubin=False):
 
 
 _modules = {}
+_kernels = {}
 _lock = threading.Lock()
 
 
 def get_kernel(io: str, name: str, device_index: int):
-    """The compiled kernel ``name`` for I/O dtype ``io`` on a device (compiled once)."""
-    import cupy
+    """The compiled kernel ``name`` for I/O dtype ``io`` on a device. The module is
+    compiled (or read from CuPy's disk cache) once per device and dtype, and each kernel
+    is looked up once, so a launch makes no driver call besides the launch itself (which
+    also keeps launches legal inside CUDA graph capture)."""
+    key = (device_index, name)
+    kernel = _kernels.get(key)
+    if kernel is None:
+        import cupy
 
-    key = (device_index, io)
-    with _lock:
-        mod = _modules.get(key)
-        if mod is None:
+        with _lock:
+            mod = _modules.get((device_index, io))
             with cupy.cuda.Device(device_index):
-                mod = cupy.RawModule(
-                    code=source(), options=OPTIONS, name_expressions=name_expressions(io)
-                )
-            _modules[key] = mod
-    with cupy.cuda.Device(device_index):
-        return mod.get_function(name)
+                if mod is None:
+                    mod = cupy.RawModule(
+                        code=source(), options=OPTIONS, name_expressions=name_expressions(io)
+                    )
+                    _modules[(device_index, io)] = mod
+                kernel = mod.get_function(name)  # loads the module on this device
+            _kernels[key] = kernel
+    return kernel

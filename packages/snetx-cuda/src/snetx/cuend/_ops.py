@@ -56,6 +56,7 @@ def lif(
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """(spikes, h) of the contiguous ``N x T x ...`` CUDA tensor x; alpha, sg and detach
     are used by the registered backward."""
+    x = x.contiguous()  # the kernels index N x T x F densely, whatever a compiler passes
     spikes, h = torch.empty_like(x), torch.empty_like(x)
     if x.numel():
         io = DTYPES[x.dtype]
@@ -80,6 +81,7 @@ def lif_backward(
     detach: bool,
 ) -> torch.Tensor:
     """grad_x of SPEC §2 from the saved h and the spikes' gradient (same dtype as h)."""
+    h = h.contiguous()
     gs = grad_s.to(h.dtype).contiguous()  # referenced until the launch is queued
     gx = torch.empty_like(h)
     if h.numel():
