@@ -3,10 +3,30 @@
 #include "lif_kernels.cu"
 
 namespace {
+// grid > 0: run the __global__ kernel itself, block by block and thread by thread, with
+// that many blocks of `block` threads (its grid-stride loop must cover every neuron);
+// grid == 0: call the per-neuron function for each neuron.
+int grid = 0, block = 1;
+
+template <typename Body>
+void each_thread(Body body) {
+    gridDim.x = grid;
+    blockDim.x = block;
+    for (blockIdx.x = 0; blockIdx.x < (unsigned)grid; ++blockIdx.x)
+        for (threadIdx.x = 0; threadIdx.x < (unsigned)block; ++threadIdx.x) body();
+}
+
 template <typename IO>
 void fwd(const void* x, void* h, void* s, long long N, long long T, long long F, double decay,
          double v_th, double v_reset) {
     typedef typename snetx::state_of<IO>::type S;
+    if (grid) {
+        each_thread([&] {
+            snetx::lif_forward<IO>((const IO*)x, (IO*)h, (IO*)s, N * F, T, F, (S)decay, (S)v_th,
+                                   (S)v_reset);
+        });
+        return;
+    }
     for (long long i = 0; i < N * F; ++i)
         snetx::forward_neuron<IO>((const IO*)x, (IO*)h, (IO*)s, i, T, F, (S)decay, (S)v_th,
                                   (S)v_reset);
@@ -16,6 +36,13 @@ template <typename IO, int SG, bool D>
 void bwd(const void* h, const void* gs, void* gx, long long N, long long T, long long F,
          double decay, double v_th, double v_reset, double alpha) {
     typedef typename snetx::state_of<IO>::type S;
+    if (grid) {
+        each_thread([&] {
+            snetx::lif_backward<IO, SG, D>((const IO*)h, (const IO*)gs, (IO*)gx, N * F, T, F,
+                                           (S)decay, (S)v_th, (S)v_reset, (S)alpha);
+        });
+        return;
+    }
     for (long long i = 0; i < N * F; ++i)
         snetx::backward_neuron<IO, SG, D>((const IO*)h, (const IO*)gs, (IO*)gx, i, T, F, (S)decay,
                                           (S)v_th, (S)v_reset, (S)alpha);
@@ -34,6 +61,11 @@ int bwd_sg(int sg, int detach, const void* h, const void* gs, void* gx, long lon
     return 1;
 }
 }  // namespace
+
+extern "C" void host_set_launch(int blocks, int threads) {
+    grid = blocks;
+    block = threads;
+}
 
 // io: 0 float, 1 double, 2 f16, 3 bf16
 extern "C" int host_forward(int io, const void* x, void* h, void* s, long long N, long long T,

@@ -39,6 +39,7 @@ def host_lib(tmp_path_factory):
     p, ll, d, i = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double, ctypes.c_int
     lib.host_forward.argtypes = [i, p, p, p, ll, ll, ll, d, d, d]
     lib.host_backward.argtypes = [i, i, i, p, p, p, ll, ll, ll, d, d, d, d]
+    lib.host_set_launch.argtypes = [i, i]
     return lib
 
 
@@ -148,3 +149,28 @@ def test_nudged_h_keeps_threshold_side(host_lib):
     assert s.flatten().tolist() == [0.0, 1.0]
     assert torch.tensor(1.00390625).to(torch.bfloat16).item() == 1.0  # plain rounding is wrong
     assert h[0, 1, 0].item() == 1.0078125  # stored one ulp up: still >= v_th
+
+
+@pytest.mark.parametrize("grid,block", [(1, 1), (3, 4), (2, 32), (40, 8)])
+def test_grid_stride_kernels_cover_every_neuron_once(host_lib, grid, block):
+    # The __global__ kernels themselves, run thread by thread on the host: fewer threads
+    # than neurons (the grid-stride loop must reach the tail) and more (the extra threads
+    # must write nothing; the canaries after each output stay untouched).
+    x, g = _data((2, 9, 37), torch.float64, seed=grid)  # 74 neurons
+    n = x.numel()
+    bufs = {k: torch.full((n + 16,), -7.0, dtype=torch.float64) for k in ("h", "s", "gx")}
+    h, s, gx = (bufs[k][:n].view_as(x) for k in ("h", "s", "gx"))
+    host_lib.host_set_launch(grid, block)
+    try:
+        assert host_lib.host_forward(1, _ptr(x), _ptr(h), _ptr(s), 2, 9, 37, 0.5, 1.0, 0.1) == 0
+        args = (_ptr(h), _ptr(g), _ptr(gx), 2, 9, 37, 0.5, 1.0, 0.1, 3.0)
+        assert host_lib.host_backward(1, SG.index("triangle"), 0, *args) == 0
+    finally:
+        host_lib.host_set_launch(0, 1)
+    x_ref = x.clone().requires_grad_()
+    s_ref = F.lif_loop(x_ref, 2.0, 1.0, 0.1, F._sg.get("triangle"), 3.0, False)
+    (gx_ref,) = torch.autograd.grad(s_ref, x_ref, g)
+    assert torch.equal(s, s_ref.detach())
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
+    for k in bufs:
+        assert (bufs[k][n:] == -7.0).all(), k
