@@ -123,3 +123,27 @@ def test_kernels_are_compiled_once_and_looked_up_once(monkeypatch):
     _compile.get_kernel("bfloat16", _compile.forward_name("bfloat16"), 0)
     assert len(made) == 3 and looked_up.count(fwd) == 2 and looked_up.count(bwd) == 1
     assert made[0]["options"] == _compile.OPTIONS and fwd in made[0]["name_expressions"]
+
+
+def test_torch_compile_fullgraph_traces_the_custom_op(monkeypatch):
+    # Dynamo + AOTAutograd over cu.LIF without a GPU: meta tensors stand in for CUDA ones
+    # (the op's fake implementation serves them), so only the device check is relaxed
+    from snetx.cuend import neuron as cu
+    from snetx.snn import functional as F
+
+    monkeypatch.setattr(cu, "check_cuda_input", F.check_input)
+    monkeypatch.setattr(cu, "_runtime_check", lambda: None)
+    lif = cu.LIF(v_reset=-0.2, alpha=lambda: 3.0)
+
+    def f(x):
+        return lif(torch.relu(x)) * 2
+
+    torch._dynamo.reset()
+    x = torch.empty(4, 8, 64, device="meta", requires_grad=True)
+    y = torch.compile(f, backend="aot_eager", fullgraph=True)(x)
+    y.sum().backward()
+    assert y.shape == x.shape and x.grad.shape == x.shape
+    explained = torch._dynamo.explain(f)(torch.empty(4, 8, 64, device="meta"))
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+    code = explained.graphs[0].code
+    assert "torch.ops.snetx_cuend.lif.default" in code and "3.0, 'arctan', False" in code
