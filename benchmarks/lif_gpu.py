@@ -5,7 +5,8 @@
 Forward, backward and fwd+bwd medians (CUDA events) at 2^20..2^27 elements, T in
 {4, 8, 16}, float32 and bfloat16. Achieved GB/s counts the minimal traffic of each pass
 (forward: read x, write h and s; backward: read h and grad_s, write grad_x; 3 elements
-each) and is compared with a device-to-device copy's bandwidth measured in the same run.
+each; a forward under torch.no_grad, which snetx.cuend runs without writing h: 2) and is
+compared with a device-to-device copy's bandwidth measured in the same run.
 The last section checks snetx-cuda's targets: >= 85% of copy bandwidth per pass at
 >= 2^25 elements, >= 10x the torch path (fwd+bwd) at T=16, faster than SpikingJelly.
 SpikingJelly is compared when installed (its dynamics matched as in compare.py); it picks
@@ -80,7 +81,9 @@ def measure(fn, x, g):
     y = fn(x)
     bwd = cuda_time(lambda: torch.autograd.grad(y, x, g, retain_graph=True))
     both = cuda_time(lambda: torch.autograd.grad(fn(x), x, g))
-    return fwd, bwd, both
+    with torch.no_grad():
+        ev = cuda_time(lambda: fn(x))
+    return fwd, bwd, both, ev
 
 
 def targets(results, peak):
@@ -148,9 +151,9 @@ def main(argv=None):
                     grad = g.transpose(0, 1).contiguous() if sj else g
                     dname = str(dtype).split(".")[1]
                     try:
-                        fwd, bwd, both = measure(fn, inp, grad)
+                        fwd, bwd, both, ev = measure(fn, inp, grad)
                     except Exception as e:  # report and go on: device time is scarce
-                        rows.append([dname, f"2^{log2}", T, name, f"error: {e}"[:120]] + [""] * 5)
+                        rows.append([dname, f"2^{log2}", T, name, f"error: {e}"[:120]] + [""] * 6)
                         continue
                     r = dict(
                         path=name, dtype=dname, log2=log2, T=T, fwd=fwd, bwd=bwd, both=both,
@@ -169,12 +172,14 @@ def main(argv=None):
                             f"{both * 1e3:.3f}",
                             f"{r['fwd_gbs']:.0f} ({r['fwd_gbs'] / peak:.0%})",
                             f"{r['bwd_gbs']:.0f} ({r['bwd_gbs'] / peak:.0%})",
+                            f"{ev * 1e3:.3f} ({2 * n * esize / ev / 1e9 / peak:.0%})",
                             f"{both / base:.2f}x",
                         ]
                     )
                 del x, g
     headers = ["dtype", "elements", "T", "path", "fwd ms", "bwd ms", "fwd+bwd ms"]
-    headers += ["fwd GB/s (of copy)", "bwd GB/s (of copy)", "time vs cuend"]
+    headers += ["fwd GB/s (of copy)", "bwd GB/s (of copy)", "no-grad fwd ms (of copy)"]
+    headers += ["fwd+bwd time vs cuend"]
     table = markdown_table(headers, rows)
     head = f"{torch.cuda.get_device_name()}, copy bandwidth {peak:.0f} GB/s"
     if "spikingjelly" in runs:

@@ -118,6 +118,29 @@ def test_non_contiguous_and_channels_last():
     )
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("tau,v_reset", [(2.0, 0.0), (1.5, -0.4), (1.0, 0.3)])
+def test_forward_without_graph_matches_reference(monkeypatch, dtype, tau, v_reset):
+    # evaluation: no graph is recorded, so the spikes-only forward runs (the compiled kernel
+    # then writes no h); the autograd Function must not be entered at all
+    x, _ = _inputs((4, 9, 3, 11), dtype, seed=int(tau * 10))
+    y_ref = lif_reference(x.double(), tau, 1.0, v_reset, "arctan", 4.0, False).to(dtype)
+    y_graph = lif(x.clone().requires_grad_(), tau=tau, v_reset=v_reset)
+
+    def no_function(*args):
+        raise AssertionError("FusedLIF entered without a graph to record")
+
+    monkeypatch.setattr(FusedLIF, "apply", no_function)
+    with torch.no_grad():
+        y_nograd = lif(x.clone().requires_grad_(), tau=tau, v_reset=v_reset)
+    with torch.inference_mode():
+        y_inference = neuron.LIF(tau=tau, v_reset=v_reset)(x)
+    y_plain = lif(x, tau=tau, v_reset=v_reset)  # input does not require grad
+    for y in (y_nograd, y_inference, y_plain):
+        assert y.grad_fn is None and y.dtype == dtype
+        assert torch.equal(y, y_graph.detach()) and torch.equal(y, y_ref)
+
+
 def test_saves_only_h_for_backward():
     x = torch.rand(2, 5, 7, requires_grad=True)
     y = FusedLIF.apply(x, 2.0, 1.0, 0.0, surrogate.arc_tan, 4.0, False)

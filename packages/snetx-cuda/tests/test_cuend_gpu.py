@@ -81,6 +81,20 @@ def test_gradcheck_float64_against_autograd_loop():
     torch.testing.assert_close(g1, g2)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_evaluation_forward_matches_training_forward(dtype):
+    # no graph recorded -> the spikes-only launch (h = nullptr); same spikes
+    x, _ = _data((8, 8, 1000), dtype, seed=8)
+    y_train = cu.LIF(v_reset=0.1)(x.clone().requires_grad_())
+    with torch.no_grad():
+        y_eval = cu.LIF(v_reset=0.1)(x.clone().requires_grad_())
+    assert y_train.requires_grad and y_eval.grad_fn is None
+    assert torch.equal(y_eval, y_train.detach()) and torch.equal(cu.LIF(v_reset=0.1)(x), y_eval)
+    state = torch.float64 if dtype == torch.float64 else torch.float32  # the kernel's state
+    y_cpu = F.lif(x.cpu().to(state), v_reset=0.1)  # tau = 2: every product exact
+    assert torch.equal(y_eval.cpu().to(state), y_cpu)
+
+
 def test_non_default_stream():
     x, g = _data((4, 8, 1000), seed=1)
     y_ref, gx_ref = _run(cu.LIF(), x, g)

@@ -174,3 +174,15 @@ def test_grid_stride_kernels_cover_every_neuron_once(host_lib, grid, block):
     torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
     for k in bufs:
         assert (bufs[k][n:] == -7.0).all(), k
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_forward_without_h_writes_spikes_only(host_lib, dtype):
+    # h = nullptr is the evaluation launch (no graph recorded): same spikes, h untouched
+    x, _ = _data((3, 10, 41), dtype, seed=5)
+    n, T, f = 3, 10, 41
+    s_with, s_without, h = torch.empty_like(x), torch.full_like(x, -3.0), torch.empty_like(x)
+    assert host_lib.host_forward(IO[dtype], _ptr(x), _ptr(h), _ptr(s_with), n, T, f, 0.5, 1, 0) == 0
+    assert host_lib.host_forward(IO[dtype], _ptr(x), None, _ptr(s_without), n, T, f, 0.5, 1, 0) == 0
+    s_ref = F.lif_loop(x.double(), 2.0, 1.0, 0.0, F._sg.get("arctan"), 4.0, False)
+    assert torch.equal(s_without, s_with) and torch.equal(s_without.double(), s_ref)

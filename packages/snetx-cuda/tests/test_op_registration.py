@@ -78,7 +78,9 @@ def test_launch_passes_explicitly_typed_arguments(monkeypatch, dtype, scalar):
     monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))
     x, h, s = (torch.zeros(3, 4, 5, dtype=dtype) for _ in range(3))
     _ops._launch(x, _compile.forward_name(_ops.DTYPES[dtype]), (x, h, s), (0.5, 1.0, 0.0))
-    ((io, name, grid, block, args),) = calls
+    _ops._launch(x, _compile.forward_name(_ops.DTYPES[dtype]), (x, None, s), (0.5, 1.0, 0.0))
+    (io, name, grid, block, args), (*_, no_h) = calls
+    assert no_h[1] == np.uint64(0) and type(no_h[1]) is np.uint64  # evaluation: h = nullptr
     assert io == _ops.DTYPES[dtype] and name.startswith("snetx::lif_forward<")
     assert block == (_ops.THREADS,) and grid == (1,)
     assert [type(a) for a in args[:3]] == [np.uint64] * 3
@@ -143,7 +145,33 @@ def test_torch_compile_fullgraph_traces_the_custom_op(monkeypatch):
     y = torch.compile(f, backend="aot_eager", fullgraph=True)(x)
     y.sum().backward()
     assert y.shape == x.shape and x.grad.shape == x.shape
-    explained = torch._dynamo.explain(f)(torch.empty(4, 8, 64, device="meta"))
-    assert explained.graph_count == 1 and explained.graph_break_count == 0
-    code = explained.graphs[0].code
-    assert "torch.ops.snetx_cuend.lif.default" in code and "3.0, 'arctan', False" in code
+    # training records the graph op (alpha, sg, detach reach it); evaluation the spikes-only op
+    for requires_grad, call in (
+        (True, "lif.default(contiguous, 0.5, 1.0, -0.2, 3.0, 'arctan', False)"),
+        (False, "lif_spikes.default(contiguous, 0.5, 1.0, -0.2)"),
+    ):
+        x = torch.empty(4, 8, 64, device="meta", requires_grad=requires_grad)
+        explained = torch._dynamo.explain(f)(x)
+        assert explained.graph_count == 1 and explained.graph_break_count == 0
+        assert f"torch.ops.snetx_cuend.{call}" in explained.graphs[0].code
+
+
+def test_evaluation_launches_the_spikes_only_op(monkeypatch):
+    # no graph to record (no_grad, or an input without requires_grad) -> lif_spikes, which
+    # writes no h; otherwise lif (spikes and h, with the registered backward)
+    from snetx.cuend import neuron as cu
+    from snetx.snn import functional as F
+
+    monkeypatch.setattr(cu, "check_cuda_input", F.check_input)
+    monkeypatch.setattr(cu, "_runtime_check", lambda: None)
+    called = []
+    for name in ("lif", "lif_spikes"):
+        op = getattr(_ops, name)
+        monkeypatch.setattr(_ops, name, lambda *a, _op=op, _n=name: called.append(_n) or _op(*a))
+    x = torch.empty(2, 3, 8, device="meta", requires_grad=True)
+    assert cu.LIF()(x).requires_grad and called == ["lif"]
+    with torch.no_grad():
+        assert not cu.LIF()(x).requires_grad
+    y = cu.LIF()(x.detach())
+    assert called == ["lif", "lif_spikes", "lif_spikes"] and y.shape == x.shape
+    assert "Tensor" in str(torch.ops.snetx_cuend.lif_spikes.default._schema)

@@ -102,14 +102,18 @@ def _chunks(x3):
     return [slice(f0, min(f0 + step, f)) for f0 in range(0, f, step)]
 
 
-def _forward_eager(x3, decay, v_th, v_reset, state):
+def _forward_eager(x3, decay, v_th, v_reset, state, store_h=True):
+    """(h or None, spikes); without store_h, h lives in one step-sized scratch buffer."""
     n, T, f = x3.shape
-    h_all = torch.empty((n, T, f), dtype=state, device=x3.device)
+    h_all = torch.empty((n, T, f), dtype=state, device=x3.device) if store_h else None
     spikes = torch.empty((n, T, f), dtype=x3.dtype, device=x3.device)
     for cols in _chunks(x3):
         u = None
+        if not store_h:
+            scratch = torch.empty((n, cols.stop - cols.start), dtype=state, device=x3.device)
         for t in range(T):
-            h, s = h_all[:, t, cols], spikes[:, t, cols]
+            h = h_all[:, t, cols] if store_h else scratch
+            s = spikes[:, t, cols]
             if u is None:
                 h.copy_(x3[:, t, cols])
             else:
@@ -182,15 +186,18 @@ def _use_compiled(x, sg):
     )
 
 
-def _forward_compiled(x, decay, v_th, v_reset):
+def _forward_compiled(x, decay, v_th, v_reset, store_h=True):
+    """(h or None, spikes); without store_h the kernel writes the spikes only."""
     x3 = x.reshape(x.shape[0], x.shape[1], -1).contiguous()
-    h_all, spikes = torch.empty_like(x3), torch.empty_like(x3)
+    h_all = torch.empty_like(x3) if store_h else None
+    spikes = torch.empty_like(x3)
     n, T, f = x3.shape
     fn = getattr(
         _cpu_kernel.load(), "snetx_lif_forward_" + ("f32" if x.dtype == torch.float32 else "f64")
     )
-    fn(_ptr(x3), _ptr(h_all), _ptr(spikes), n, T, f, decay, v_th, v_reset, torch.get_num_threads())
-    return h_all.view(x.shape), spikes.view(x.shape)
+    h_ptr = _ptr(h_all) if store_h else None
+    fn(_ptr(x3), h_ptr, _ptr(spikes), n, T, f, decay, v_th, v_reset, torch.get_num_threads())
+    return (h_all.view(x.shape) if store_h else None), spikes.view(x.shape)
 
 
 def _backward_compiled(h_all, grad_s, decay, v_th, v_reset, sg, alpha, detach):
@@ -279,8 +286,26 @@ def run(x, tau, v_th, v_reset, sg, alpha, detach, fused):
     (``fused = surrogate.has_derivative(sg)``, decided once, outside any compiled region)."""
     check_input(x)
     if fused:
-        return FusedLIF.apply(x, tau, v_th, v_reset, sg, alpha, detach)
+        if _records_graph(x):
+            return FusedLIF.apply(x, tau, v_th, v_reset, sg, alpha, detach)
+        return _spikes_only(x, tau, v_th, v_reset, sg)
     return lif_loop(x, tau, v_th, v_reset, sg, alpha, detach)
+
+
+def _records_graph(x):
+    return (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_compiling()
+
+
+def _spikes_only(x, tau, v_th, v_reset, sg):
+    """Forward when no graph is recorded (evaluation, ``torch.no_grad``): nothing is saved,
+    so h is not kept (the compiled kernel does not write it; the eager path reuses one
+    step's buffer)."""
+    decay = 1.0 / tau
+    if _use_compiled(x, sg):
+        return _forward_compiled(x, decay, v_th, v_reset, store_h=False)[1]
+    x3 = x.reshape(x.shape[0], x.shape[1], -1)
+    spikes = _forward_eager(x3, decay, v_th, v_reset, _state_dtype(x.dtype), store_h=False)[1]
+    return spikes.view(x.shape)
 
 
 def lif(x, tau=2.0, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False):

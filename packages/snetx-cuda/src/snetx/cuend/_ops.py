@@ -27,7 +27,7 @@ def _launch(t, kernel_name, pointers, scalars):
     f = t.numel() // (n * T)
     sc = np.float64 if t.dtype == torch.float64 else np.float32
     args = (
-        *(np.uint64(p.data_ptr()) for p in pointers),
+        *(np.uint64(0 if p is None else p.data_ptr()) for p in pointers),
         np.int64(n * f),
         np.int64(T),
         np.int64(f),
@@ -67,6 +67,23 @@ def lif(
 @lif.register_fake
 def _(x, decay, v_th, v_reset, alpha, sg, detach):
     return torch.empty_like(x), torch.empty_like(x)
+
+
+@torch.library.custom_op("snetx_cuend::lif_spikes", mutates_args=())
+def lif_spikes(x: torch.Tensor, decay: float, v_th: float, v_reset: float) -> torch.Tensor:
+    """Spikes only, for a forward that records no graph: the kernel writes no h (2 of the
+    3 elements of traffic per element)."""
+    x = x.contiguous()
+    spikes = torch.empty_like(x)
+    if x.numel():
+        io = DTYPES[x.dtype]
+        _launch(x, _compile.forward_name(io), (x, None, spikes), (decay, v_th, v_reset))
+    return spikes
+
+
+@lif_spikes.register_fake
+def _(x, decay, v_th, v_reset):
+    return torch.empty_like(x)
 
 
 @torch.library.custom_op("snetx_cuend::lif_backward", mutates_args=())

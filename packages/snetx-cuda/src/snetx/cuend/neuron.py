@@ -60,8 +60,10 @@ def _run(x, decay, v_th, v_reset, sg, alpha, detach):
     check_cuda_input(x)
     if not torch.compiler.is_compiling():
         _runtime_check()
-    spikes, _ = _ops.lif(x.contiguous(), decay, v_th, v_reset, alpha, sg, detach)
-    return spikes
+    if torch.is_grad_enabled() and x.requires_grad:
+        spikes, _ = _ops.lif(x.contiguous(), decay, v_th, v_reset, alpha, sg, detach)
+        return spikes
+    return _ops.lif_spikes(x.contiguous(), decay, v_th, v_reset)  # evaluation: no h
 
 
 class LIF(nn.Module):
@@ -70,10 +72,11 @@ class LIF(nn.Module):
     Same arguments and semantics as :class:`snetx.snn.neuron.LIF`; ``sg`` is a surrogate
     name from :data:`REGISTERED_SG_FUNCLIST` (or one of the registered Functions). Inputs
     are CUDA tensors ``N x T x ...`` in float32, float64, float16 or bfloat16 (16-bit I/O
-    keeps float32 state). Saved for backward: ``h`` only, in the input dtype. Kernels are
-    compiled by CuPy/NVRTC on first use per device and cached on disk; launches go to
-    PyTorch's current stream, so side streams, CUDA graphs (warm up once before capture)
-    and ``torch.compile(fullgraph=True)`` work.
+    keeps float32 state). Saved for backward: ``h`` only, in the input dtype; without a
+    graph to record (``torch.no_grad``, or an input that needs no gradient) h is not even
+    written. Kernels are compiled by CuPy/NVRTC on first use per device and cached on
+    disk; launches go to PyTorch's current stream, so side streams, CUDA graphs (warm up
+    once before capture) and ``torch.compile(fullgraph=True)`` work.
 
     Example::
 

@@ -46,21 +46,34 @@ void for_each_block(int64_t N, int64_t T, int64_t F, int threads, const Body& bo
     }
 }
 
-template <typename S>
+// STORE_H is false for a forward whose h nobody will read (no graph is recorded): one
+// output stream less.
+template <typename S, bool STORE_H>
 void forward(const S* x, S* h, S* s, int64_t N, int64_t T, int64_t F, S decay, S v_th,
              S v_reset, int threads) {
-    advise_huge_pages(h, N * T * F * int64_t(sizeof(S)));
+    if (STORE_H) advise_huge_pages(h, N * T * F * int64_t(sizeof(S)));
     advise_huge_pages(s, N * T * F * int64_t(sizeof(S)));
     for_each_block<S>(N, T, F, threads, [=](int64_t o0, int64_t len, S* u) {
         for (int64_t t = 0; t < T; ++t) {
             const int64_t o = o0 + t * F;
             for (int64_t i = 0; i < len; ++i) {
                 S spike;
-                h[o + i] = snetx::lif_step<S>(u[i], x[o + i], decay, v_th, v_reset, spike);
+                const S hv = snetx::lif_step<S>(u[i], x[o + i], decay, v_th, v_reset, spike);
+                if (STORE_H) h[o + i] = hv;
                 s[o + i] = spike;
             }
         }
     });
+}
+
+// h may be null: then only the spikes are written.
+template <typename S>
+void forward_dispatch(const S* x, S* h, S* s, int64_t N, int64_t T, int64_t F, S decay, S v_th,
+                      S v_reset, int threads) {
+    if (h)
+        forward<S, true>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
+    else
+        forward<S, false>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
 }
 
 template <int SG, bool DETACH, typename S>
@@ -98,11 +111,11 @@ int backward_dispatch(const S* h, const S* gs, S* gx, int64_t N, int64_t T, int6
 extern "C" {
 void snetx_lif_forward_f32(const float* x, float* h, float* s, int64_t N, int64_t T, int64_t F,
                            float decay, float v_th, float v_reset, int threads) {
-    forward<float>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
+    forward_dispatch<float>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
 }
 void snetx_lif_forward_f64(const double* x, double* h, double* s, int64_t N, int64_t T,
                            int64_t F, double decay, double v_th, double v_reset, int threads) {
-    forward<double>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
+    forward_dispatch<double>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
 }
 int snetx_lif_backward_f32(const float* h, const float* gs, float* gx, int64_t N, int64_t T,
                            int64_t F, float decay, float v_th, float v_reset, float alpha, int sg,

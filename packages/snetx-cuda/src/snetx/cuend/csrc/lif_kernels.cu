@@ -36,7 +36,7 @@ __host__ __device__ inline void forward_neuron(const IO* x, IO* h, IO* s, long l
                 const long long o = base + (t0 + k) * F;
                 S spike;
                 S hv = lif_step<S>(u, xs[k], decay, v_th, v_reset, spike);
-                h[o] = store_h<IO>(hv, v_th);
+                if (h != nullptr) h[o] = store_h<IO>(hv, v_th);  // null: no graph to feed
                 s[o] = store<IO>(spike);
             }
         }
