@@ -95,3 +95,27 @@ def test_forward_charge_is_not_contracted_to_fma():
     for io in ("float32", "float64"):
         body = _entry_body(ptx, lowered[_compile.forward_name(io)])
         assert "mul.rn" in body and "fma" not in body, io
+
+
+@pytest.mark.parametrize("io", list(_compile.IO_TYPES))
+def test_cupy_compile_path_accepts_source_and_options(monkeypatch, io):
+    # RawModule compiles through cupy.cuda.compiler, which adds its own NVRTC options
+    # (-ftz=true, --device-as-default-execution-space, --pch, -arch=sm_XX). Run that path
+    # for sm_90 up to the cubin and the name mapping; only CuPy's arch lookup, which asks
+    # the current device, is replaced.
+    nvrtc, _ = _nvrtc()
+    if 90 not in nvrtc.getSupportedArchs():
+        pytest.skip("NVRTC here does not target sm_90")
+    compiler = pytest.importorskip("cupy.cuda.compiler")
+    if not hasattr(compiler, "_get_arch_for_options_for_nvrtc"):
+        pytest.skip("this CuPy compiles differently (no _get_arch_for_options_for_nvrtc)")
+    monkeypatch.setattr(
+        compiler, "_get_arch_for_options_for_nvrtc", lambda arch: (f"-arch=sm_{arch}", "cubin")
+    )
+    names = _compile.name_expressions(io)
+    cubin, mapping = compiler.compile_using_nvrtc(
+        _compile.source(), _compile.OPTIONS + ("-ftz=true",), arch=90,
+        name_expressions=names, cache_in_memory=True,
+    )  # fmt: skip
+    assert cubin[:4] == b"\x7fELF" and set(mapping) == set(names)
+    assert all(m.startswith("_ZN5snetx") for m in mapping.values())

@@ -18,7 +18,8 @@ CORE_CSRC = Path(snetx.snn.__file__).with_name("csrc")
 INCLUDE_DIRS = (CSRC, CORE_CSRC)
 KERNEL_FILE = "lif_kernels.cu"
 # No FMA contraction: the charge u * decay + x rounds twice, exactly as snetx-core's CPU
-# kernel (built with -ffp-contract=off) computes it, so both give the same spikes.
+# kernel (built with -ffp-contract=off) computes it, so both give the same spikes. (CuPy
+# appends -ftz=true, which wins over an earlier -ftz=false: subnormals flush to zero.)
 OPTIONS = ("-std=c++14", "--fmad=false")
 # C++ names of the I/O types, by torch dtype name
 IO_TYPES = {
