@@ -167,16 +167,24 @@ def test_forward_spikes_equal_cpu_kernel_bit_for_bit():
 
 
 def test_more_than_2_31_elements():
-    # int32 offsets would wrap past 2^31 elements; 3 x 4 GiB in float16
+    # int32 offsets would wrap past 2^31 elements: forward and backward over 5 x 4 GiB of
+    # float16 (x, spikes, h, grad, grad_x); the tail neurons must match a small run of them
     numel = (1 << 31) + 6
-    if torch.cuda.mem_get_info()[0] < 3 * 2 * numel + (1 << 30):
-        pytest.skip("needs about 14 GB of free GPU memory")
+    if torch.cuda.mem_get_info()[0] < 5 * 2 * numel + (1 << 30):
+        pytest.skip("needs about 23 GB of free GPU memory")
     x = torch.full((1, 2, numel // 2), 0.6, device="cuda", dtype=torch.float16)
     x[0, 1, -1] = 2.0
+    x.requires_grad_()
     y = cu.LIF()(x)
+    (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
     assert y[0, 1, -1].item() == 1.0 and y[0, 1, -2].item() == 0.0
     assert y[0, 0, -1].item() == 0.0 and int(y.sum().item()) == 1
-    del x, y
+    tail = x.detach()[:, :, -3:].clone().requires_grad_()
+    y_tail = cu.LIF()(tail)
+    (gx_tail,) = torch.autograd.grad(y_tail, tail, torch.ones_like(y_tail))
+    assert torch.equal(y[:, :, -3:], y_tail) and torch.equal(gx[:, :, -3:], gx_tail)
+    assert gx_tail[0, 1, -1].item() > 0
+    del x, y, gx
     torch.cuda.empty_cache()
 
 
