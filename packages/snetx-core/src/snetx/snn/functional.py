@@ -200,6 +200,16 @@ def _forward_compiled(x, decay, v_th, v_reset, store_h=True):
     return (h_all.view(x.shape) if store_h else None), spikes.view(x.shape)
 
 
+def _forward_untraced(x, decay, v_th, v_reset, sg, store_h=True):
+    """(h or None, spikes, whether the compiled kernel ran): the compiled CPU kernel where
+    it applies, else the eager fused ops."""
+    if _use_compiled(x, sg):
+        return (*_forward_compiled(x, decay, v_th, v_reset, store_h), True)
+    x3 = x.reshape(x.shape[0], x.shape[1], -1)
+    h_all, spikes = _forward_eager(x3, decay, v_th, v_reset, _state_dtype(x.dtype), store_h)
+    return (h_all.view(x.shape) if store_h else None), spikes.view(x.shape), False
+
+
 def _backward_compiled(h_all, grad_s, decay, v_th, v_reset, sg, alpha, detach):
     gs = grad_s.to(h_all.dtype).contiguous()
     grad_x = torch.empty_like(h_all)
@@ -233,19 +243,12 @@ class FusedLIF(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, tau, v_th, v_reset, sg, alpha, detach):
-        state = _state_dtype(x.dtype)
         decay = 1.0 / tau
-        ctx.compiled = False
         if torch.compiler.is_compiling():
-            h_all, spikes = _forward_traced(x, decay, v_th, v_reset, state)
-        elif _use_compiled(x, sg):
-            ctx.compiled = True
-            h_all, spikes = _forward_compiled(x, decay, v_th, v_reset)
+            h_all, spikes = _forward_traced(x, decay, v_th, v_reset, _state_dtype(x.dtype))
+            ctx.compiled = False
         else:
-            h_all, spikes = _forward_eager(
-                x.reshape(x.shape[0], x.shape[1], -1), decay, v_th, v_reset, state
-            )
-            h_all, spikes = h_all.view(x.shape), spikes.view(x.shape)
+            h_all, spikes, ctx.compiled = _forward_untraced(x, decay, v_th, v_reset, sg)
         ctx.save_for_backward(h_all)  # the only tensor kept for backward
         ctx.params = (decay, v_th, v_reset, sg, alpha, detach)
         return spikes
@@ -300,12 +303,7 @@ def _spikes_only(x, tau, v_th, v_reset, sg):
     """Forward when no graph is recorded (evaluation, ``torch.no_grad``): nothing is saved,
     so h is not kept (the compiled kernel does not write it; the eager path reuses one
     step's buffer)."""
-    decay = 1.0 / tau
-    if _use_compiled(x, sg):
-        return _forward_compiled(x, decay, v_th, v_reset, store_h=False)[1]
-    x3 = x.reshape(x.shape[0], x.shape[1], -1)
-    spikes = _forward_eager(x3, decay, v_th, v_reset, _state_dtype(x.dtype), store_h=False)[1]
-    return spikes.view(x.shape)
+    return _forward_untraced(x, 1.0 / tau, v_th, v_reset, sg, store_h=False)[1]
 
 
 def lif(x, tau=2.0, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False):
