@@ -291,10 +291,10 @@ def test_compiled_kernel_cache_is_reused(monkeypatch, tmp_path):
     except _cpu_kernel.KernelUnavailable as e:
         pytest.skip(str(e))
     monkeypatch.setenv("SNETX_CACHE_DIR", str(tmp_path))
-    fresh = {"lib": None, "error": None, "build_seconds": None, "mode": "compiled"}
+    fresh = {"lib": None, "error": None, "build_seconds": None, "mode": "compiled", "warned": False}
     monkeypatch.setattr(_cpu_kernel, "_state", fresh)
     _cpu_kernel.load()
-    path = _cpu_kernel.library_path()
+    path = _cpu_kernel.verified_library(_cpu_kernel.library_dir())
     assert path.is_file() and str(path).startswith(str(tmp_path))
     built = path.stat().st_mtime_ns
     monkeypatch.setattr(_cpu_kernel, "_state", dict(fresh))

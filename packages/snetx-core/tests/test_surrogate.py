@@ -18,14 +18,14 @@ def test_forward_is_heaviside_and_backward_is_table(name, alpha):
 
 
 def test_names_aliases_and_registry():
-    assert surrogate.REGISTERED_SG_FUNCLIST == [
+    assert surrogate.REGISTERED_SG_FUNCLIST == (
         "arctan",
         "sigmoid",
         "rectangular",
         "triangle",
         "fast_sigmoid",
         "ste",
-    ]
+    )
     assert surrogate.get("LeakyReLU") is surrogate.ste
     assert surrogate.get("arctan") is surrogate.arc_tan is algorithm.arc_tan
     assert surrogate.name_of(surrogate.triangle) == "triangle"

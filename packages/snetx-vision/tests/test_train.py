@@ -65,13 +65,13 @@ def test_resume_after_interrupt_matches_uninterrupted(tmp_path, monkeypatch):
     part = tmp_path / "part"
     monkeypatch.setenv("SNETX_TRAIN_INTERRUPT_AT", "30")  # epoch 2, batch 8 of 22
     assert main([*args, "--out", str(part)]) == 130
-    ckpt = torch.load(part / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(part / "checkpoint.pt", weights_only=True)
     assert (ckpt["epoch"], ckpt["step"]) == (1, 8)
     assert len(_read(part)) == 1
     monkeypatch.delenv("SNETX_TRAIN_INTERRUPT_AT")
     assert main([*args, "--out", str(part), "--resume"]) == 0
-    a = torch.load(full / "checkpoint.pt", weights_only=False)
-    b = torch.load(part / "checkpoint.pt", weights_only=False)
+    a = torch.load(full / "checkpoint.pt", weights_only=True)
+    b = torch.load(part / "checkpoint.pt", weights_only=True)
     for k, v in a["model"].items():
         torch.testing.assert_close(b["model"][k], v, rtol=0, atol=0, msg=k)
     assert _without_times(_read(part)) == _without_times(_read(full))
@@ -94,7 +94,7 @@ def test_ctrl_c_writes_checkpoint(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "continue with --resume" in err and "Traceback" not in err
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] >= 1
 
 

@@ -4,18 +4,28 @@ the host C++ compiler on first use and cached on disk, loaded with ctypes.
 Mode (``SNETX_CPU_KERNEL`` or :func:`snetx.snn.functional.set_cpu_kernel`):
 ``auto`` (default: compiled when a compiler can build it, else the eager torch path),
 ``compiled`` (raise when it cannot be built), ``eager`` (never compile).
-Cache: ``$SNETX_CACHE_DIR`` or ``~/.cache/snetx``; compiler: ``$CXX`` or ``g++``.
+Cache: ``$SNETX_CACHE_DIR`` or ``~/.cache/snetx``; compiler: ``$CXX`` or ``g++``; a build
+is stopped after ``$SNETX_BUILD_TIMEOUT`` seconds (default 300). What the cache trusts:
+folders and files owned by this user and writable by nobody else, and a library whose
+SHA-256 matches the one recorded when it was built; anything else is rebuilt once (under
+a file lock, so concurrent processes build once), then the eager path is used, with one
+warning naming the reason.
 """
 
 import ctypes
+import errno
 import hashlib
 import os
 import platform
+import re
 import shutil
+import signal
+import stat
 import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 CSRC = Path(__file__).with_name("csrc")
@@ -24,7 +34,7 @@ FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-shared", "-f
 MODES = ("auto", "compiled", "eager")
 
 _lock = threading.Lock()
-_state = {"lib": None, "error": None, "build_seconds": None, "mode": None}
+_state = {"lib": None, "error": None, "build_seconds": None, "mode": None, "warned": False}
 
 
 class KernelUnavailable(RuntimeError):
@@ -48,6 +58,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SNETX_CACHE_DIR") or Path.home() / ".cache" / "snetx")
 
 
+def build_timeout() -> float:
+    """Seconds a build may take (``SNETX_BUILD_TIMEOUT``, default 300)."""
+    raw = os.environ.get("SNETX_BUILD_TIMEOUT", "300")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise KernelUnavailable(f"SNETX_BUILD_TIMEOUT must be a positive number, got {raw!r}")
+    return value
+
+
 def _compiler() -> str:
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if not cxx:
@@ -65,10 +87,15 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def library_path() -> Path:
+def library_dir() -> Path:
+    """The cache folder of the library for these sources, compiler, flags and CPU."""
     cxx = _compiler()
     try:
-        version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
+        version = subprocess.run(
+            [cxx, "--version"], capture_output=True, text=True, timeout=min(60, build_timeout())
+        ).stdout
+    except subprocess.TimeoutExpired:
+        raise KernelUnavailable(f"the C++ compiler {cxx!r} did not answer --version") from None
     except OSError as e:
         raise KernelUnavailable(f"cannot run the C++ compiler {cxx!r}: {e}") from e
     h = hashlib.sha256()
@@ -76,21 +103,190 @@ def library_path() -> Path:
         h.update((CSRC / name).read_bytes())
     for part in (cxx, version, " ".join(FLAGS), platform.machine(), _cpu_model()):
         h.update(part.encode())
-    return cache_dir() / "cpu" / h.hexdigest()[:20] / "libsnetx_lif.so"
+    return cache_dir() / "cpu" / h.hexdigest()[:20]
 
 
-def _build(target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+# ---- what the cache trusts -------------------------------------------------------------
+# A library in the cache is loaded into this process, so the cache must be as private as
+# the code: every folder from the cache root down, and the files, must belong to this user
+# and be writable by nobody else (as OpenSSH requires of ~/.ssh), and the library's bytes
+# must match the SHA-256 recorded when this user built it.
+
+
+def _check_private(path: Path) -> None:
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        raise KernelUnavailable(f"kernel cache: {path} is a symbolic link; not trusted")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise KernelUnavailable(
+            f"kernel cache: {path} belongs to uid {st.st_uid}, not to this user "
+            f"(uid {os.getuid()}); not trusted"
+        )
+    if st.st_mode & 0o022:
+        raise KernelUnavailable(
+            f"kernel cache: {path} is writable by group or others (mode "
+            f"{stat.S_IMODE(st.st_mode):o}); not trusted (chmod go-w, or set SNETX_CACHE_DIR)"
+        )
+
+
+def _private_dirs(folder: Path) -> None:
+    """Create the folders from the cache root to ``folder`` (mode 0700) and check each."""
+    root = cache_dir()
+    rel = folder.relative_to(root).parts
+    for part in [root, *(root.joinpath(*rel[: i + 1]) for i in range(len(rel)))]:
+        try:
+            part.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        _check_private(part)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# The record names the library by its digest, so that a rebuilt library has a new path:
+# dlopen returns the handle it already has for a path it has loaded once.
+RECORD = "libsnetx_lif.sha256"
+
+
+def _library_file(folder: Path, digest: str) -> Path:
+    return folder / f"libsnetx_lif-{digest[:16]}.so"
+
+
+def verified_library(folder: Path):
+    """The recorded library in ``folder`` when it is private and matches its digest."""
+    record = folder / RECORD
+    if not record.is_file():
+        return None
+    _check_private(record)
+    digest = record.read_text().strip()
+    if not re.fullmatch("[0-9a-f]{64}", digest):
+        return None
+    lib = _library_file(folder, digest)
+    if not lib.is_file():
+        return None
+    _check_private(lib)
+    return lib if _digest(lib) == digest else None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _no_space(e: BaseException) -> bool:
+    return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or (
+        "No space left on device" in str(e)
+    )
+
+
+def _run_with_timeout(cmd, timeout):
+    """(exit code, stderr); on timeout the compiler's whole process group is killed (a
+    compiler driver's children would otherwise keep running and hold the pipes open)."""
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return proc.returncode, err
+
+
+def _build(folder: Path) -> None:
+    """Compile into a temporary file, move it to its digest-named path, then record it."""
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder, prefix=".tmp-")
     os.close(fd)
     cmd = [_compiler(), *FLAGS, "-I", str(CSRC), str(CSRC / "lif_cpu.cpp"), "-o", tmp]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        os.unlink(tmp)
+    timeout = build_timeout()
+    try:
+        returncode, stderr = _run_with_timeout(cmd, timeout)
+        if returncode != 0:
+            if _no_space(RuntimeError(stderr)):
+                raise KernelUnavailable(f"no space left on device in {folder}")
+            raise KernelUnavailable(
+                f"building the CPU LIF kernel failed:\n{' '.join(cmd)}\n{stderr}"
+            )
+        digest = _digest(Path(tmp))
+        lib = _library_file(folder, digest)
+        os.replace(tmp, lib)  # atomic: other processes never load a half-written file
+        _write_atomic(folder / RECORD, digest.encode())
+        for old in folder.glob("libsnetx_lif-*.so"):
+            if old != lib:
+                old.unlink(missing_ok=True)
+    except subprocess.TimeoutExpired:
         raise KernelUnavailable(
-            f"building the CPU LIF kernel failed:\n{' '.join(cmd)}\n{proc.stderr}"
-        )
-    os.replace(tmp, target)  # atomic: concurrent processes never load a half-written file
+            f"building the CPU LIF kernel took longer than {timeout:g} s "
+            "(SNETX_BUILD_TIMEOUT); the compiler was stopped"
+        ) from None
+    except OSError as e:
+        if _no_space(e):
+            raise KernelUnavailable(f"no space left on device in {folder}") from None
+        raise
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+class _BuildLock:
+    """An exclusive flock on the library's folder: one process builds, the others wait."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".build.lock"
+
+    def __enter__(self):
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def _open(path: Path):
+    lib = ctypes.CDLL(str(path))
+    try:
+        _declare(lib)
+    except AttributeError as e:
+        raise KernelUnavailable(f"{path} lacks the kernel's symbols ({e})") from None
+    return lib
+
+
+def _load_or_build(folder: Path):
+    """Verify, then load; anything wrong is rebuilt once."""
+    _private_dirs(folder)
+    with _BuildLock(folder):
+        reason = None
+        lib = verified_library(folder)
+        if lib is not None:
+            try:
+                return _open(lib)
+            except (KernelUnavailable, OSError) as e:
+                reason = e
+        _build(folder)
+        lib = verified_library(folder)
+        if lib is None:
+            raise KernelUnavailable(f"the kernel built in {folder} does not match its record")
+        try:
+            return _open(lib)
+        except (KernelUnavailable, OSError) as e:
+            raise KernelUnavailable(
+                f"the rebuilt kernel {lib} does not load ({e})"
+                + (f"; first attempt: {reason}" if reason else "")
+            ) from None
 
 
 def _declare(lib) -> None:
@@ -114,11 +310,7 @@ def load():
         if _state["lib"] is None:
             t0 = time.perf_counter()
             try:
-                path = library_path()
-                if not path.exists():
-                    _build(path)
-                lib = ctypes.CDLL(str(path))
-                _declare(lib)
+                lib = _load_or_build(library_dir())
             except (KernelUnavailable, OSError) as e:
                 _state["error"] = str(e)
                 raise KernelUnavailable(str(e)) from e
@@ -135,9 +327,18 @@ def available() -> bool:
     try:
         load()
         return True
-    except KernelUnavailable:
+    except KernelUnavailable as e:
         if m == "compiled":
             raise
+        if not _state["warned"]:
+            _state["warned"] = True
+            warnings.warn(
+                f"snetx: the compiled CPU LIF kernel is unavailable ({e}); using the eager "
+                "torch path. Set SNETX_CPU_KERNEL=eager to choose it, or =compiled to make "
+                "this an error",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return False
 
 

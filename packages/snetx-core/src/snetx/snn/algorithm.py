@@ -4,6 +4,10 @@ The surrogate Functions are re-exported here (``algorithm.arc_tan``), as in the 
 snetx.
 """
 
+import math
+import numbers
+import operator
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -78,9 +82,15 @@ class DirectEncoder(nn.Module):
 
     def __init__(self, T: int):
         super().__init__()
-        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        try:
+            if isinstance(T, bool):
+                raise TypeError
+            steps = operator.index(T)  # int, numpy integers, 0-dim integer tensors
+        except TypeError:
+            raise ValueError(f"T must be an int >= 1, got {T!r}") from None
+        if steps < 1:
             raise ValueError(f"T must be an int >= 1, got {T!r}")
-        self.T = T
+        self.T = steps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(1).repeat(1, self.T, *([1] * (x.dim() - 1)))
@@ -115,9 +125,17 @@ def TETLoss(criterion, target, output, lamb=1e-3, phi=1.0):
     if output.dim() < 3:
         raise ValueError(f"TETLoss expects output N x T x C, got shape {tuple(output.shape)}")
     T = output.shape[1]
+    if T == 0:
+        raise ValueError(f"TETLoss needs at least one time step, got output {tuple(output.shape)}")
+    _check_lamb(lamb)
     per_step = sum(criterion(output[:, t], target) for t in range(T)) / T
     reg = F.mse_loss(output, torch.full_like(output, phi))
     return (1 - lamb) * per_step + lamb * reg
+
+
+def _check_lamb(lamb):
+    if isinstance(lamb, bool) or not isinstance(lamb, numbers.Real) or not 0 <= lamb <= 1:
+        raise ValueError(f"lamb must be a number in [0, 1], got {lamb!r}")
 
 
 class TET:
@@ -134,6 +152,7 @@ class TET:
     """
 
     def __init__(self, criterion, lamb=1e-3, phi=1.0):
+        _check_lamb(lamb)
         self.criterion, self.lamb, self.phi = criterion, lamb, phi
 
     def __call__(self, target, output):
@@ -181,8 +200,22 @@ class EvolvedAlpha:
 
     @classmethod
     def reset(cls, epoch=1, e_max=1.0, current=0):
-        """Set the schedule (defaults restore the initial state)."""
-        cls.epoch, cls.e_max, cls.current = epoch, e_max, current
+        """Set the schedule (defaults restore the initial state). ``epoch`` is the number of
+        epochs (an int >= 1), ``e_max`` a finite number >= 0, ``current`` an int >= 0."""
+        for name, value in (("epoch", epoch), ("current", current)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"EvolvedAlpha {name} must be an int, got {value!r}")
+        if epoch < 1:
+            raise ValueError(f"EvolvedAlpha epoch (the number of epochs) must be >= 1, got {epoch}")
+        if current < 0:
+            raise ValueError(f"EvolvedAlpha current must be >= 0, got {current}")
+        if (
+            isinstance(e_max, bool)
+            or not isinstance(e_max, numbers.Real)
+            or not (math.isfinite(e_max) and e_max >= 0)
+        ):
+            raise ValueError(f"EvolvedAlpha e_max must be a finite number >= 0, got {e_max!r}")
+        cls.epoch, cls.e_max, cls.current = int(epoch), e_max, int(current)
 
     @classmethod
     def state_dict(cls):

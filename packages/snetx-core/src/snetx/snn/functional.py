@@ -46,6 +46,9 @@ def check_alpha(alpha):
     """alpha must be a real number or a zero-argument callable returning one."""
     if callable(alpha):
         return alpha
+    if isinstance(alpha, torch.Tensor):
+        resolve_alpha(alpha)  # refuses a tensor that requires grad: it would not be trained
+        return alpha
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
         raise TypeError(
             f"alpha must be a number or a zero-argument callable returning one, got {alpha!r}"
@@ -62,8 +65,14 @@ def describe_alpha(alpha) -> str:
 def resolve_alpha(alpha) -> float:
     """Read ``alpha`` once (call it when callable) and check it is a finite positive number."""
     value = alpha() if callable(alpha) else alpha
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
+    if isinstance(value, torch.Tensor):
+        if value.requires_grad:
+            raise TypeError(
+                "alpha is a tensor that requires grad, but the surrogate sharpness is not "
+                "trained (no gradient would reach it): pass a float, or a callable returning one"
+            )
+        if value.numel() == 1:
+            value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"alpha must give a real number, got {value!r}")
     value = float(value)
@@ -217,7 +226,7 @@ def _backward_compiled(h_all, grad_s, decay, v_th, v_reset, sg, alpha, detach):
     f = h_all.numel() // max(n * T, 1)
     suffix = "f32" if h_all.dtype == torch.float32 else "f64"
     fn = getattr(_cpu_kernel.load(), "snetx_lif_backward_" + suffix)
-    sg_id = _sg.REGISTERED_SG_FUNCLIST.index(_sg.name_of(sg))
+    sg_id = _sg.SURROGATE_IDS[_sg.name_of(sg)]
     status = fn(
         _ptr(h_all),
         _ptr(gs),
@@ -288,6 +297,8 @@ def run(x, tau, v_th, v_reset, sg, alpha, detach, fused):
     the fused path, or the plain loop for a surrogate without ``derivative``
     (``fused = surrogate.has_derivative(sg)``, decided once, outside any compiled region)."""
     check_input(x)
+    if x.numel() == 0:  # N = 0 or T = 0 (or an empty feature dim): empty spikes, like torch ops
+        return x.mul(0)
     if fused:
         if _records_graph(x):
             return FusedLIF.apply(x, tau, v_th, v_reset, sg, alpha, detach)

@@ -25,6 +25,7 @@ Names shared by every backend: ``arctan`` (the default), ``sigmoid``, ``rectangu
 """
 
 import math
+from types import MappingProxyType
 
 import torch
 
@@ -39,6 +40,7 @@ __all__ = [
     "REGISTRY",
     "ALIASES",
     "REGISTERED_SG_FUNCLIST",
+    "SURROGATE_IDS",
     "get",
     "canonical_name",
     "name_of",
@@ -57,6 +59,12 @@ class SurrogateFunction(torch.autograd.Function):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        own_rule = "backward" in cls.__dict__ or cls.derivative is not SurrogateFunction.derivative
+        if not own_rule:
+            raise TypeError(
+                f"surrogate {cls.__name__} must define derivative(z, alpha) as a staticmethod "
+                "(or its own backward)"
+            )
         # forward/backward close over the subclass so that each one differentiates with
         # its own derivative; torch's Function machinery looks them up on the class.
         if "forward" not in cls.__dict__:
@@ -141,12 +149,17 @@ class ste(SurrogateFunction):
         return torch.ones_like(z)
 
 
-#: Surrogates by their shared name, in the order snetx-cuda numbers its kernels.
-REGISTRY = {f.name: f for f in (arc_tan, sigmoid, rectangular, triangle, fast_sigmoid, ste)}
+#: Surrogates by their shared name (read-only: the native kernels know exactly these).
+REGISTRY = MappingProxyType(
+    {f.name: f for f in (arc_tan, sigmoid, rectangular, triangle, fast_sigmoid, ste)}
+)
+#: The id each native kernel (host C++ and CUDA) gives a surrogate: the one mapping the
+#: ``enum`` in ``csrc/lif_neuron.cuh`` must agree with (a test checks it).
+SURROGATE_IDS = MappingProxyType({name: i for i, name in enumerate(REGISTRY)})
 #: Other accepted spellings.
-ALIASES = {"LeakyReLU": "ste", "arc_tan": "arctan", "atan": "arctan"}
-#: The names every backend accepts (snetx.cuend re-exports this list).
-REGISTERED_SG_FUNCLIST = list(REGISTRY)
+ALIASES = MappingProxyType({"LeakyReLU": "ste", "arc_tan": "arctan", "atan": "arctan"})
+#: The names every backend accepts, as a tuple (snetx.cuend re-exports it).
+REGISTERED_SG_FUNCLIST = tuple(REGISTRY)
 
 
 def _known_names() -> str:

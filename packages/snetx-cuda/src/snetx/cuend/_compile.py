@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import snetx.snn
-from snetx.snn.surrogate import REGISTERED_SG_FUNCLIST
+from snetx.snn.surrogate import REGISTERED_SG_FUNCLIST, SURROGATE_IDS
 
 CSRC = Path(__file__).with_name("csrc")
 CORE_CSRC = Path(snetx.snn.__file__).with_name("csrc")
@@ -59,7 +59,7 @@ def forward_name(io: str) -> str:
 
 
 def backward_name(io: str, sg: str, detach: bool) -> str:
-    sg_id = REGISTERED_SG_FUNCLIST.index(sg)
+    sg_id = SURROGATE_IDS[sg]
     return f"snetx::lif_backward<{IO_TYPES[io]}, {sg_id}, {'true' if detach else 'false'}>"
 
 

@@ -58,6 +58,8 @@ def lif(x, tau=2.0, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False)
 
 def _run(x, decay, v_th, v_reset, sg, alpha, detach):
     check_cuda_input(x)
+    if x.numel() == 0:  # nothing to launch: empty spikes, like torch ops
+        return x.mul(0)
     if not torch.compiler.is_compiling():
         _runtime_check()
     if torch.is_grad_enabled() and x.requires_grad:

@@ -5,9 +5,9 @@ DistributedSampler. Both expose ``mnist_dataset``, ``Fmnist_dataset``,
 ``cifar10_dataset``, ``cifar100_dataset`` and ``digits_dataset``.
 """
 
-from ._common import DatasetNotFoundError
+from ._common import DatasetCorruptError, DatasetError, DatasetNotFoundError
 
-__all__ = ["vision", "ddp", "DatasetNotFoundError"]
+__all__ = ["vision", "ddp", "DatasetError", "DatasetNotFoundError", "DatasetCorruptError"]
 
 
 def __getattr__(name):

@@ -1,5 +1,6 @@
 """What the single-process and DDP loaders share: datasets, default transforms, errors."""
 
+import math
 import os
 from pathlib import Path
 
@@ -7,7 +8,10 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = [
+    "DatasetError",
     "DatasetNotFoundError",
+    "DatasetCorruptError",
+    "check_idx",
     "Cutout",
     "DATASETS",
     "MEAN_STD",
@@ -52,8 +56,68 @@ DATASETS = {
 }
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetError(Exception):
+    """A dataset that cannot be used: missing or corrupted files."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
     """The dataset's files are not on disk and could not be downloaded."""
+
+
+class DatasetCorruptError(DatasetError, ValueError):
+    """A dataset file is on disk but damaged: the message names the file and the fault."""
+
+
+# IDX (MNIST's format): magic 0 0 <type> <ndim>, ndim big-endian uint32 sizes, the data.
+_IDX_TYPES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
+
+
+def check_idx(path, ndim):
+    """The shape of the IDX file at ``path``; DatasetCorruptError when its header is not
+    an IDX header of ``ndim`` dims or its size differs from what the header promises."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(4 + 4 * ndim)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
+        raise DatasetCorruptError(f"{path} is corrupted: not an IDX file (bad magic number)")
+    if head[3] != ndim:
+        raise DatasetCorruptError(
+            f"{path} is corrupted: {head[3]} dims in the header, expected {ndim}"
+        )
+    if len(head) < 4 + 4 * ndim:
+        raise DatasetCorruptError(f"{path} is corrupted: truncated inside the header")
+    shape = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    want = 4 + 4 * ndim + math.prod(shape) * _IDX_TYPES[head[2]]
+    if size != want:
+        what = "truncated" if size < want else "longer than its header says"
+        raise DatasetCorruptError(
+            f"{path} is corrupted: {what} ({size} bytes; shape {shape} needs {want})"
+        )
+    return shape
+
+
+def check_mnist_files(name, data_dir, classes=10):
+    """Validate the IDX files of an MNIST-like dataset that are on disk (the missing ones
+    are torchvision's to download or report)."""
+    sub, _ = DATASETS[name]
+    raw = Path(data_dir, sub)
+    for split in ("train", "t10k"):
+        images, labels = raw / f"{split}-images-idx3-ubyte", raw / f"{split}-labels-idx1-ubyte"
+        if not (images.is_file() and labels.is_file()):
+            continue
+        n_images = check_idx(images, 3)[0]
+        (n_labels,) = check_idx(labels, 1)
+        if n_images != n_labels:
+            raise DatasetCorruptError(
+                f"{images} holds {n_images} images but {labels} holds {n_labels} labels"
+            )
+        with open(labels, "rb") as f:
+            f.seek(8)
+            values = f.read()
+        if values and max(values) >= classes:
+            raise DatasetCorruptError(
+                f"{labels} is corrupted: label {max(values)} is outside 0..{classes - 1}"
+            )
 
 
 class Cutout:
@@ -156,6 +220,8 @@ def build_datasets(name, data_dir, transforms=None, download=True):
     if name == "digits":
         return Digits(True, train_tf), Digits(False, test_tf)
     data_dir = os.fspath(data_dir)
+    if name in ("mnist", "fmnist"):
+        check_mnist_files(name, data_dir)
     try:
         return (
             _torchvision_dataset(name, data_dir, True, train_tf, download),
@@ -177,14 +243,14 @@ def default_num_workers():
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
-def loader_options(num_workers, pin_memory):
+def loader_options(num_workers, pin_memory, persistent_workers=None):
     if num_workers is None:
         num_workers = default_num_workers()
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
     opts = {"num_workers": num_workers, "pin_memory": pin_memory}
     if num_workers > 0:
-        opts["persistent_workers"] = True
+        opts["persistent_workers"] = True if persistent_workers is None else persistent_workers
     return opts
 
 
@@ -215,6 +281,7 @@ def loader_functions(build, doc, default_seed):
             num_workers=None,
             pin_memory=None,
             seed=default_seed,
+            persistent_workers=None,
         ):
             return build(
                 name,
@@ -226,6 +293,7 @@ def loader_functions(build, doc, default_seed):
                 num_workers,
                 pin_memory,
                 seed,
+                persistent_workers,
             )
 
         loader.__name__ = loader.__qualname__ = title

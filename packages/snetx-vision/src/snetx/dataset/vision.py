@@ -35,10 +35,19 @@ __all__ = [
 
 
 def _loaders(
-    name, data_dir, batch_size, test_batch_size, transforms, download, num_workers, pin_memory, seed
+    name,
+    data_dir,
+    batch_size,
+    test_batch_size,
+    transforms,
+    download,
+    num_workers,
+    pin_memory,
+    seed,
+    persistent_workers=None,
 ):
     train_set, test_set = build_datasets(name, data_dir, transforms, download)
-    opts = loader_options(num_workers, pin_memory)
+    opts = loader_options(num_workers, pin_memory, persistent_workers)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     train = DataLoader(
         train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, **opts

@@ -123,6 +123,8 @@ class VGG(nn.Module):
         neuron = neuron or _neuron.LIF
         self.features = make_features(layers, norm_layer, in_channels, neuron)
         width = [v for v in layers if v != "M"][-1]
+        # each "M" halves H and W: smaller inputs would pool to nothing
+        self.min_size = 2 ** layers.count("M")
         if head == "imagenet":
             self.avgpool = Tosnn(nn.AdaptiveAvgPool2d((7, 7)))
             self.classifier = nn.Sequential(
@@ -157,6 +159,10 @@ class VGG(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
             raise ValueError(f"VGG expects N x T x C x H x W, got shape {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        if min(h, w) < self.min_size:
+            m = self.min_size
+            raise ValueError(f"this VGG needs inputs of at least {m}x{m}, got {h}x{w}")
         x = self.avgpool(self.features(x))
         return self.classifier(torch.flatten(x, 2))
 

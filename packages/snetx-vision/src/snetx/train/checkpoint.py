@@ -1,18 +1,56 @@
-"""Checkpoints: written atomically (temporary file, then rename) with every RNG state."""
+"""Checkpoints of snetx-train: plain data only, written atomically, the previous one kept.
 
+A checkpoint is a ``torch.save`` of a dict of tensors and plain Python data (numbers,
+strings, lists, dicts), marked ``format: "snetx-train"``. It is read back with
+``torch.load(weights_only=True)``, so a file that holds any other object is refused
+unread: loading a checkpoint never runs code from it. RNG states are stored as tensors
+and numbers, not as numpy or Python pickles.
+
+``save`` writes ``.checkpoint-*.tmp``, fsyncs it, moves the current ``checkpoint.pt`` to
+``checkpoint-prev.pt`` and renames the new file into place. ``load`` reads the newest
+usable file and falls back to the previous one with a warning.
+"""
+
+import errno
 import os
 import random
+import re
 import tempfile
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
+FORMAT = "snetx-train"
+VERSION = 1
+LATEST = "checkpoint.pt"
+PREVIOUS = "checkpoint-prev.pt"
+_TMP_GLOB = ".checkpoint-*.tmp"
+REQUIRED = ("model", "optimizer", "epoch", "step", "phase", "rng", "history", "args")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be written or used: printed as one line."""
+
+
+class NoUsableCheckpoint(CheckpointError):
+    """--resume found no checkpoint it may load."""
+
 
 def rng_states():
+    """Every RNG the training loop draws from, as tensors and plain numbers."""
+    version, state, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
     states = {
         "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {"version": version, "state": torch.tensor(state), "gauss": gauss},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
     }
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
@@ -21,27 +59,129 @@ def rng_states():
 
 def set_rng_states(states):
     torch.set_rng_state(states["torch"])
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    py = states["python"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    npy = states["numpy"]
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, npy["pos"], npy["has_gauss"], npy["cached"]))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_atomic(obj, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=folder)
+def paths(out):
+    return Path(out) / LATEST, Path(out) / PREVIOUS
+
+
+def exists(out) -> bool:
+    return any(p.is_file() for p in paths(out))
+
+
+def clean_orphans(out):
+    """Remove temporary files a killed run left behind (call with the folder locked)."""
+    for tmp in Path(out).glob(_TMP_GLOB):
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder):
     try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _no_space(e):
+    """Whether ``e`` or an exception it was raised while handling is ENOSPC."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def save(state, out):
+    """Write ``state`` as ``out/checkpoint.pt``; the one it replaces becomes
+    ``checkpoint-prev.pt``. On failure the existing checkpoints are left as they were."""
+    latest, previous = paths(out)
+    folder = latest.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        if latest.exists():
+            os.replace(latest, previous)
+        os.replace(tmp, latest)
+        tmp = None
+        _fsync_dir(folder)
+    except (OSError, RuntimeError) as e:  # torch.save reports a failed write as RuntimeError
+        if _no_space(e):
+            raise CheckpointError(
+                f"no space left on device while writing a checkpoint in {folder}; "
+                "the previous checkpoint is kept"
+            ) from None
+        if not isinstance(e, OSError) and not isinstance(e.__context__, OSError):
+            raise
+        raise CheckpointError(f"cannot write a checkpoint in {folder}: {e}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
-def load(path, device):
-    return torch.load(path, map_location=device, weights_only=False)
+def _read(path):
+    """The checkpoint at ``path``, or raise ValueError saying why it is not usable."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError("missing") from None
+    except Exception as e:  # torch raises many types for damaged files
+        text = str(e)
+        if re.search(r"global|reduce", text, re.IGNORECASE):  # a callable named in the file
+            raise ValueError(
+                "refused: it holds objects other than tensors and plain data, "
+                "and loading it could run code"
+            ) from None
+        if "WeightsUnpickler error:" in text:  # the unpickler's own words on bad bytes
+            text = text.split("WeightsUnpickler error:", 1)[1]
+        elif "Weights only load failed" in text:
+            text = ""
+        words = text.strip().splitlines()
+        raise ValueError(
+            f"unreadable (truncated or damaged: {words[0] if words else type(e).__name__})"
+        ) from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ValueError("not a snetx-train checkpoint")
+    if obj.get("version") != VERSION:
+        raise ValueError(f"checkpoint format version {obj.get('version')!r}, expected {VERSION}")
+    missing = [k for k in REQUIRED if k not in obj]
+    if missing:
+        raise ValueError(f"incomplete snetx-train checkpoint (no {', '.join(missing)})")
+    return obj
+
+
+def load(out):
+    """The newest usable checkpoint in ``out`` (``checkpoint.pt``, then
+    ``checkpoint-prev.pt`` with a warning). Raises CheckpointError naming every file
+    tried and why it was not used."""
+    tried = []
+    for path in paths(out):
+        try:
+            obj = _read(path)
+        except ValueError as e:
+            tried.append(f"{path}: {e}")
+            continue
+        if tried:
+            warnings.warn(
+                f"snetx-train: {tried[-1]}; resuming from the previous checkpoint {path}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return obj
+    raise NoUsableCheckpoint("no usable checkpoint to resume from; tried " + "; ".join(tried))

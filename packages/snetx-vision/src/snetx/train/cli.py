@@ -1,6 +1,7 @@
 """Command line of snetx-train: options, validation, one-line errors (exit code 2)."""
 
 import argparse
+import math
 import os
 import sys
 
@@ -52,8 +53,54 @@ def build_parser():
     a("--out", default=None, help="output folder (default runs/<dataset>-<model>)")
     a("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     a("--no-plots", action="store_true")
+    a(
+        "--ddp-timeout",
+        type=float,
+        default=600.0,
+        help="seconds a process waits for the others under torchrun before failing (default 600)",
+    )
     a("--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def _finite(name, value, low=None, high=None, low_open=False):
+    """Raise UsageError unless ``value`` is finite and within [low, high] (or (low, ...)."""
+    ok = math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        if low is not None and high is not None:
+            want = f"a number in [{low:g}, {high:g}]"
+        elif low is not None:
+            want = f"a finite number {'>' if low_open else '>='} {low:g}"
+        else:
+            want = "a finite number"
+        raise UsageError(f"--{name} must be {want}, got {value!r}")
+
+
+def _device(name):
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UsageError(f"--device {name!r} is not a device: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name} but no CUDA GPU is visible: use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(
+                f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible"
+            )
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise UsageError(f"--device {name} is not available on this machine: use --device cpu")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {name}: snetx-train runs on cpu, cuda or mps")
+    return name
 
 
 def parse(argv):
@@ -74,18 +121,31 @@ def parse(argv):
         raise UsageError(f"--T must be >= 1, got {args.T}")
     if args.epochs is None:
         args.epochs = 15 if args.dataset == "digits" else 20
-    if args.epochs < 1 or args.batch_size < 1:
-        raise UsageError("--epochs and --batch-size must be >= 1")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.lr is None:
         args.lr = 3e-3 if args.optimizer == "adam" else 0.1
+    _finite("lr", args.lr, 0.0, low_open=True)
+    _finite("lamb", args.lamb, 0.0, 1.0)
+    _finite("weight-decay", args.weight_decay, 0.0)
+    _finite("tau", args.tau, 1.0)
+    _finite("alpha", args.alpha, 0.0, low_open=True)
+    _finite("ddp-timeout", args.ddp_timeout, 0.0, low_open=True)
+    if args.workers is not None and args.workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    if not 0 <= args.seed < 2**32:
+        raise UsageError(f"--seed must be in [0, 2**32 - 1], got {args.seed}")
     if args.out is None:
         args.out = os.path.join("runs", f"{args.dataset}-{args.model}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} is a file, not a folder")
     import torch
 
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {args.device} but no CUDA GPU is visible: use --device cpu")
+    _device(args.device)
     if args.backend == "cuda":
         if not torch.cuda.is_available():
             raise UsageError(
@@ -99,27 +159,44 @@ def parse(argv):
             raise UsageError(
                 f"--backend cuda needs snetx-cuda: pip install snetx-cuda ({e})"
             ) from None
-    if args.resume and not os.path.isfile(os.path.join(args.out, "checkpoint.pt")):
-        raise UsageError(f"--resume: no checkpoint at {os.path.join(args.out, 'checkpoint.pt')}")
+    from . import checkpoint
+
+    if args.resume and not checkpoint.exists(args.out):
+        raise UsageError(f"--resume: no checkpoint in {args.out}")
     return args
 
 
 def main(argv=None):
-    from snetx.dataset import DatasetNotFoundError
+    """Run snetx-train; the exit code: 0 done, 2 a bad argument or input (one line on
+    stderr), 1 a failure during the run (one line), 130 interrupted (checkpoint saved)."""
+    from snetx.dataset import DatasetError
+
+    from .build import TooFewSamples
+    from .checkpoint import CheckpointError, NoUsableCheckpoint
+    from .distributed import RankTimeout
+    from .trainer import NonFiniteLoss
 
     try:
         args = parse(sys.argv[1:] if argv is None else argv)
         from .engine import train
 
         return train(args)
-    except UsageError as e:
-        print(f"snetx-train: error: {e}", file=sys.stderr)
-        return 2
-    except DatasetNotFoundError as e:
-        msg = " ".join(str(e).split())
-        print(
-            f"snetx-train: error: {msg}. Put the files there, allow the download, or use "
-            "--dataset digits (offline)",
-            file=sys.stderr,
+    except (UsageError, NoUsableCheckpoint, TooFewSamples) as e:
+        return _error(e, 2)
+    except DatasetError as e:
+        return _error(
+            f"{e}. Put the files there, allow the download, or use --dataset digits (offline)"
+            if isinstance(e, FileNotFoundError)
+            else e,
+            2,
         )
-        return 2
+    except (CheckpointError, NonFiniteLoss, RankTimeout) as e:
+        return _error(e, 1)
+    except OSError as e:  # a folder that cannot be written, a full disk, ...
+        return _error(e, 1)
+
+
+def _error(e, code):
+    msg = " ".join(str(e).split())
+    print(f"snetx-train: error: {msg}", file=sys.stderr)
+    return code

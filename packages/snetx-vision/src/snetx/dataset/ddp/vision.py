@@ -67,7 +67,16 @@ def _require_process_group():
 
 
 def _loaders(
-    name, data_dir, batch_size, test_batch_size, transforms, download, num_workers, pin_memory, seed
+    name,
+    data_dir,
+    batch_size,
+    test_batch_size,
+    transforms,
+    download,
+    num_workers,
+    pin_memory,
+    seed,
+    persistent_workers=None,
 ):
     _require_process_group()
     # rank 0 downloads first so the other ranks do not race on the same files
@@ -77,7 +86,7 @@ def _loaders(
     else:
         dist.barrier()
         train_set, test_set = build_datasets(name, data_dir, transforms, False)
-    opts = loader_options(num_workers, pin_memory)
+    opts = loader_options(num_workers, pin_memory, persistent_workers)
     train_sampler = DistributedSampler(train_set, shuffle=True, seed=seed or 0, drop_last=True)
     train = EpochLoader(
         train_set, batch_size=batch_size, sampler=train_sampler, drop_last=True, **opts

@@ -1,0 +1,107 @@
+"""What a run is made of, built from its configuration: loaders, model, optimiser, lr."""
+
+import functools
+import math
+
+import torch
+from snetx.snn import algorithm
+from snetx.snn import neuron as snn_neuron
+
+CLASSES = {"digits": 10, "mnist": 10, "fmnist": 10, "cifar10": 10, "cifar100": 100}
+CHANNELS = {"digits": 1, "mnist": 1, "fmnist": 1, "cifar10": 3, "cifar100": 3}
+LOADER_NAMES = {
+    "mnist": "mnist_dataset",
+    "fmnist": "Fmnist_dataset",
+    "cifar10": "cifar10_dataset",
+    "cifar100": "cifar100_dataset",
+    "digits": "digits_dataset",
+}
+TEST_BATCH_SIZE = 256
+
+
+class TooFewSamples(ValueError):
+    """The training set does not fill one batch."""
+
+
+def loaders(args, run):
+    if run.distributed:
+        from snetx.dataset.ddp import vision
+    else:
+        from snetx.dataset import vision
+    workers = (
+        args.workers if args.workers is not None else (0 if args.dataset == "digits" else None)
+    )
+    train, test = getattr(vision, LOADER_NAMES[args.dataset])(
+        args.data_dir,
+        args.batch_size,
+        TEST_BATCH_SIZE,
+        download=not args.no_download,
+        num_workers=workers,
+        seed=args.seed,
+        # fresh workers each epoch, seeded from the loader's generator: their random
+        # augmentation is then part of the state a checkpoint restores
+        persistent_workers=False,
+    )
+    if len(train) == 0:
+        n = len(train.dataset)
+        per = f" per process ({run.world} processes)" if run.distributed else ""
+        raise TooFewSamples(
+            f"--batch-size {args.batch_size}{per} is larger than the training set "
+            f"({n} images): use a smaller --batch-size"
+        )
+    return train, test
+
+
+def neuron_factory(args, alpha):
+    if args.backend == "cuda":
+        from snetx.cuend import neuron as cu
+
+        return functools.partial(cu.LIF, tau=args.tau, sg=args.surrogate, alpha=alpha)
+    return functools.partial(snn_neuron.LIF, tau=args.tau, sg=args.surrogate, alpha=alpha)
+
+
+def surrogate_alpha(args):
+    """The neurons' alpha: a number, or an EvolvedAlpha whose schedule spans the run."""
+    if not args.evolved_alpha:
+        return args.alpha
+    algorithm.EvolvedAlpha.reset(epoch=args.epochs, e_max=1.0, current=0)
+    return algorithm.EvolvedAlpha(args.alpha)
+
+
+def model(args, alpha):
+    neuron = neuron_factory(args, alpha)
+    classes, channels = CLASSES[args.dataset], CHANNELS[args.dataset]
+    if args.model == "scnn":
+        from snetx.models.scnn import SpikingCNN
+
+        return SpikingCNN(channels, classes, neuron=neuron)
+    from snetx.models import svggnet
+
+    return getattr(svggnet, args.model)(
+        num_classes=classes, in_channels=channels, neuron=neuron, head="compact", dropout=0.1
+    )
+
+
+def optimizer(args, params):
+    if args.optimizer == "adam":
+        return torch.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
+    return torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
+
+
+def lr_at(args, epoch: int) -> float:
+    """The learning rate of epoch ``epoch`` (0-based): constant, or the closed-form cosine
+    ``lr (1 + cos(pi epoch / epochs)) / 2`` -- a function of the epoch alone, so a resumed
+    (or extended) run needs no scheduler state."""
+    if args.schedule == "cosine":
+        return args.lr * (1 + math.cos(math.pi * epoch / args.epochs)) / 2
+    return args.lr
+
+
+def loss_fn(args, criterion):
+    if args.loss == "tet":
+        return lambda out, y: algorithm.TETLoss(criterion, y, out, lamb=args.lamb)
+    return lambda out, y: criterion(out.mean(1), y)
+
+
+def amp_dtype(device):
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
