@@ -267,12 +267,12 @@ def test_compiled_path_is_used_and_fallback_works(monkeypatch, tmp_path):
     y = FusedLIF.apply(x, 2.0, 1.0, 0.0, surrogate.arc_tan, 4.0, False)
     assert y.grad_fn._forward_cls is FusedLIF
     # without a compiler: "auto" falls back to eager, "compiled" says what is missing
-    monkeypatch.setattr(
-        _cpu_kernel, "_state", {"lib": None, "error": None, "build_seconds": None, "mode": "auto"}
-    )
+    fresh = {"lib": None, "error": None, "build_seconds": None, "mode": "auto", "warned": False}
+    monkeypatch.setattr(_cpu_kernel, "_state", fresh)
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("SNETX_CACHE_DIR", str(tmp_path / "cache"))
-    assert _cpu_kernel.available() is False
+    with pytest.warns(RuntimeWarning, match="no-such-compiler.*SNETX_CPU_KERNEL"):
+        assert _cpu_kernel.available() is False
     y2 = lif(x.detach().double(), v_reset=0.1)
     y_ref = lif_reference(x.detach().double(), 2.0, 1.0, 0.1, "arctan", 4.0, False)
     assert torch.equal(y2, y_ref)

@@ -92,3 +92,12 @@ def test_bad_input_and_head():
         svggnet.vgg11(head="compact")(torch.rand(2, 3, 32, 32))
     with pytest.raises(ValueError, match="head must be"):
         svggnet.vgg11(head="tiny")
+
+
+@pytest.mark.parametrize("head", ["compact", "imagenet"])
+def test_inputs_under_32x32_are_refused_with_the_size_needed(head):
+    net = svggnet.vgg11_bn(num_classes=10, head=head)
+    with pytest.raises(ValueError, match="at least 32x32, got 16x16"):
+        net(torch.rand(1, 2, 3, 16, 16))
+    with pytest.raises(ValueError, match="at least 32x32, got 32x24"):
+        net(torch.rand(1, 2, 3, 32, 24))

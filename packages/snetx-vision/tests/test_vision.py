@@ -132,3 +132,65 @@ def test_digits_dataset_offline():
     tr = {tuple(t.flatten().tolist()) for t in train.dataset.data}
     te = {tuple(t.flatten().tolist()) for t in test.dataset.data}
     assert len(tr & te) <= 5  # sklearn digits holds a few duplicate images, nothing more
+
+
+# ---- damaged files ---------------------------------------------------------------------
+
+
+def _corrupt(raw, how):
+    images, labels = raw / "train-images-idx3-ubyte", raw / "train-labels-idx1-ubyte"
+    if how == "truncated":
+        data = images.read_bytes()
+        images.write_bytes(data[: len(data) - 100])
+        return images, "truncated"
+    if how == "bad magic":
+        data = bytearray(images.read_bytes())
+        data[0] = 7
+        images.write_bytes(bytes(data))
+        return images, "not an IDX file"
+    if how == "wrong dims":
+        data = bytearray(labels.read_bytes())
+        data[3] = 3
+        labels.write_bytes(bytes(data))
+        return labels, "3 dims in the header, expected 1"
+    if how == "count mismatch":
+        from fake_data import write_idx_labels
+
+        write_idx_labels(labels, np.zeros(49, dtype=np.uint8))
+        return labels, "holds 50 images but"
+    if how == "label out of range":
+        data = bytearray(labels.read_bytes())
+        data[-1] = 12
+        labels.write_bytes(bytes(data))
+        return labels, "label 12 is outside 0..9"
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    "how", ["truncated", "bad magic", "wrong dims", "count mismatch", "label out of range"]
+)
+def test_corrupted_idx_file_is_named_with_its_fault(tmp_path, how):
+    from snetx.dataset import DatasetCorruptError
+
+    make_mnist(tmp_path, n_train=50)
+    path, fault = _corrupt(tmp_path / "MNIST" / "raw", how)
+    with pytest.raises(DatasetCorruptError) as info:
+        vision.mnist_dataset(tmp_path, 8, 8, download=False, num_workers=0)
+    assert str(path) in str(info.value) and fault in str(info.value)
+    assert not isinstance(info.value, DatasetNotFoundError)  # damaged is not missing
+
+
+def test_training_command_reports_a_corrupted_file_in_one_line(tmp_path, capsys):
+    from snetx.train import main
+
+    make_mnist(tmp_path / "data", n_train=50)
+    path, _ = _corrupt(tmp_path / "data" / "MNIST" / "raw", "truncated")
+    code = main(
+        [
+            *("--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--no-download"),
+            *("--batch-size", "8", "--out", str(tmp_path / "run"), "--quiet"),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"{path} is corrupted: truncated" in err and "Traceback" not in err

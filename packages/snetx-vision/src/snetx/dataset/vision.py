@@ -8,7 +8,12 @@ the test loader does neither.
 
 Keyword options: ``download`` (default True), ``num_workers`` (default: up to 4, one core
 left free), ``pin_memory`` (default: when CUDA is available), ``seed`` (reproducible
-shuffling).
+shuffling), ``persistent_workers`` (default True when there are workers; False starts them
+afresh each epoch, seeded from the loader's generator, which makes their random
+augmentation reproducible from a saved generator state).
+
+A damaged IDX file raises :class:`snetx.dataset.DatasetCorruptError` naming the file and
+the fault (bad header, truncated, image and label counts that differ, labels out of range).
 
 Example::
 
