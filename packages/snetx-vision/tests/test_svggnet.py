@@ -101,3 +101,16 @@ def test_inputs_under_32x32_are_refused_with_the_size_needed(head):
         net(torch.rand(1, 2, 3, 16, 16))
     with pytest.raises(ValueError, match="at least 32x32, got 32x24"):
         net(torch.rand(1, 2, 3, 32, 24))
+
+
+def test_model_registry_builds_what_it_promises():
+    from snetx.models import registry
+
+    for name, spec in registry.MODELS.items():
+        size = (spec.min_size, spec.min_size)
+        net = spec.build(num_classes=7, in_channels=2, neuron=neuron.LIF)
+        assert net(torch.rand(1, 2, 2, *size)).shape == (1, 2, 7), name
+        if spec.min_size > 8:
+            assert not spec.supports((spec.min_size // 2, spec.min_size))
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        registry.get("resnet")

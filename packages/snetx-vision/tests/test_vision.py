@@ -194,3 +194,25 @@ def test_training_command_reports_a_corrupted_file_in_one_line(tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert f"{path} is corrupted: truncated" in err and "Traceback" not in err
+
+
+def test_registry_is_the_one_source_of_dataset_facts(tmp_path):
+    from snetx.dataset import registry
+
+    assert set(registry.DATASETS) == {"digits", "mnist", "fmnist", "cifar10", "cifar100"}
+    for name, spec in registry.DATASETS.items():
+        assert callable(getattr(vision, spec.loader)), name
+        assert len(spec.mean) == len(spec.std) == spec.channels
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet': choose one of"):
+        registry.get("imagenet")
+    with pytest.raises(TypeError):
+        registry.DATASETS["x"] = None
+    # the spec matches what the loader yields
+    spec = registry.get("digits")
+    train, _ = vision.digits_dataset(None, 16, 16, num_workers=0)
+    x, y = next(iter(train))
+    assert tuple(x.shape[1:]) == (spec.channels, *spec.size) and len(train.dataset) == 1437
+    make_mnist(tmp_path)
+    spec = registry.get("mnist")
+    train, _ = vision.mnist_dataset(tmp_path, 8, 8, download=False, num_workers=0)
+    assert tuple(next(iter(train))[0].shape[1:]) == (spec.channels, *spec.size)

@@ -2,12 +2,22 @@
 
 ``snetx.dataset.vision`` for one process, ``snetx.dataset.ddp.vision`` over
 DistributedSampler. Both expose ``mnist_dataset``, ``Fmnist_dataset``,
-``cifar10_dataset``, ``cifar100_dataset`` and ``digits_dataset``.
+``cifar10_dataset``, ``cifar100_dataset`` and ``digits_dataset``;
+:mod:`snetx.dataset.registry` holds the facts about each dataset (shape, classes,
+statistics, files).
 """
 
+from . import registry
 from ._common import DatasetCorruptError, DatasetError, DatasetNotFoundError
 
-__all__ = ["vision", "ddp", "DatasetError", "DatasetNotFoundError", "DatasetCorruptError"]
+__all__ = [
+    "vision",
+    "ddp",
+    "registry",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "DatasetCorruptError",
+]
 
 
 def __getattr__(name):

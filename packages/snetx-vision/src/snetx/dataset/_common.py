@@ -15,45 +15,18 @@ __all__ = [
     "Cutout",
     "DATASETS",
     "MEAN_STD",
+    "READERS",
     "default_transforms",
     "build_datasets",
     "default_num_workers",
 ]
 
-MEAN_STD = {
-    "mnist": ((0.1307,), (0.3081,)),
-    "fmnist": ((0.2860,), (0.3530,)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "digits": ((0.3052,), (0.3776,)),  # sklearn digits scaled to [0, 1]
-}
+from .registry import DATASETS as _SPECS
 
-# Where each dataset lives under data_dir, and the files torchvision expects there.
-DATASETS = {
-    "mnist": (
-        "MNIST/raw",
-        [
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        ],
-    ),
-    "fmnist": (
-        "FashionMNIST/raw",
-        [
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        ],
-    ),
-    "cifar10": (
-        "CIFAR10/cifar-10-batches-py",
-        [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"],
-    ),
-    "cifar100": ("CIFAR100/cifar-100-python", ["train", "test", "meta"]),
-}
+#: Per-channel (mean, std) by dataset name (from :mod:`snetx.dataset.registry`).
+MEAN_STD = {name: (spec.mean, spec.std) for name, spec in _SPECS.items()}
+#: Where each dataset lives under data_dir, and the files expected there.
+DATASETS = {name: (spec.folder, list(spec.files)) for name, spec in _SPECS.items() if spec.folder}
 
 
 class DatasetError(Exception):
@@ -96,11 +69,10 @@ def check_idx(path, ndim):
     return shape
 
 
-def check_mnist_files(name, data_dir, classes=10):
+def check_mnist_files(name, data_dir):
     """Validate the IDX files of an MNIST-like dataset that are on disk (the missing ones
     are torchvision's to download or report)."""
-    sub, _ = DATASETS[name]
-    raw = Path(data_dir, sub)
+    raw, classes = Path(data_dir, _SPECS[name].folder), _SPECS[name].classes
     for split in ("train", "t10k"):
         images, labels = raw / f"{split}-images-idx3-ubyte", raw / f"{split}-labels-idx1-ubyte"
         if not (images.is_file() and labels.is_file()):
@@ -148,15 +120,21 @@ def default_transforms(name):
     mean and std. ``digits`` images are tensors already (normalize only)."""
     from torchvision import transforms as T
 
-    mean, std = MEAN_STD[name]
-    norm = T.Normalize(mean, std)
-    if name == "digits":
+    spec = _SPECS[name]
+    norm = T.Normalize(spec.mean, spec.std)
+    if spec.augmentation == "none":
         return norm, norm
-    if name in ("mnist", "fmnist"):
+    if spec.augmentation == "affine":
         train = T.Compose([T.RandomAffine(degrees=10, translate=(0.1, 0.1)), T.ToTensor(), norm])
         return train, T.Compose([T.ToTensor(), norm])
     train = T.Compose(
-        [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), norm, Cutout(16)]
+        [
+            T.RandomCrop(spec.size, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            norm,
+            Cutout(16),
+        ]
     )
     return train, T.Compose([T.ToTensor(), norm])
 
@@ -193,20 +171,25 @@ class Digits(Dataset):
         return img, int(self.targets[i])
 
 
-def _torchvision_dataset(name, data_dir, train, transform, download):
-    from torchvision import datasets
+def _torchvision_reader(cls_name, subfolder=None):
+    def read(data_dir, train, transform, download):
+        from torchvision import datasets
 
-    if name == "mnist":
-        return datasets.MNIST(data_dir, train=train, transform=transform, download=download)
-    if name == "fmnist":
-        return datasets.FashionMNIST(data_dir, train=train, transform=transform, download=download)
-    if name == "cifar10":
-        return datasets.CIFAR10(
-            os.path.join(data_dir, "CIFAR10"), train=train, transform=transform, download=download
+        root = os.path.join(data_dir, subfolder) if subfolder else data_dir
+        return getattr(datasets, cls_name)(
+            root, train=train, transform=transform, download=download
         )
-    return datasets.CIFAR100(
-        os.path.join(data_dir, "CIFAR100"), train=train, transform=transform, download=download
-    )
+
+    return read
+
+
+#: How each dataset with files is read: ``reader(data_dir, train, transform, download)``.
+READERS = {
+    "mnist": _torchvision_reader("MNIST"),
+    "fmnist": _torchvision_reader("FashionMNIST"),
+    "cifar10": _torchvision_reader("CIFAR10", "CIFAR10"),
+    "cifar100": _torchvision_reader("CIFAR100", "CIFAR100"),
+}
 
 
 def build_datasets(name, data_dir, transforms=None, download=True):
@@ -222,10 +205,11 @@ def build_datasets(name, data_dir, transforms=None, download=True):
     data_dir = os.fspath(data_dir)
     if name in ("mnist", "fmnist"):
         check_mnist_files(name, data_dir)
+    read = READERS[name]
     try:
         return (
-            _torchvision_dataset(name, data_dir, True, train_tf, download),
-            _torchvision_dataset(name, data_dir, False, test_tf, download),
+            read(data_dir, True, train_tf, download),
+            read(data_dir, False, test_tf, download),
         )
     except (RuntimeError, OSError) as e:
         sub, files = DATASETS[name]
@@ -255,13 +239,7 @@ def loader_options(num_workers, pin_memory, persistent_workers=None):
 
 
 #: Public loader function names, by dataset key.
-LOADER_NAMES = {
-    "mnist": "mnist_dataset",
-    "fmnist": "Fmnist_dataset",
-    "cifar10": "cifar10_dataset",
-    "cifar100": "cifar100_dataset",
-    "digits": "digits_dataset",
-}
+LOADER_NAMES = {name: spec.loader for name, spec in _SPECS.items()}
 
 
 def loader_functions(build, doc, default_seed):

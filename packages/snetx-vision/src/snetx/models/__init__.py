@@ -1,5 +1,6 @@
-"""snetx.models: spiking network architectures (snetx-vision)."""
+"""snetx.models: spiking network architectures (snetx-vision); :mod:`.registry` lists the
+ones the training command builds."""
 
-from . import scnn, svggnet
+from . import registry, scnn, svggnet
 
-__all__ = ["svggnet", "scnn"]
+__all__ = ["svggnet", "scnn", "registry"]

@@ -4,18 +4,11 @@ import functools
 import math
 
 import torch
+from snetx.dataset import registry as datasets
+from snetx.models import registry as models
 from snetx.snn import algorithm
 from snetx.snn import neuron as snn_neuron
 
-CLASSES = {"digits": 10, "mnist": 10, "fmnist": 10, "cifar10": 10, "cifar100": 100}
-CHANNELS = {"digits": 1, "mnist": 1, "fmnist": 1, "cifar10": 3, "cifar100": 3}
-LOADER_NAMES = {
-    "mnist": "mnist_dataset",
-    "fmnist": "Fmnist_dataset",
-    "cifar10": "cifar10_dataset",
-    "cifar100": "cifar100_dataset",
-    "digits": "digits_dataset",
-}
 TEST_BATCH_SIZE = 256
 
 
@@ -31,7 +24,7 @@ def loaders(args, run):
     workers = (
         args.workers if args.workers is not None else (0 if args.dataset == "digits" else None)
     )
-    train, test = getattr(vision, LOADER_NAMES[args.dataset])(
+    train, test = getattr(vision, datasets.get(args.dataset).loader)(
         args.data_dir,
         args.batch_size,
         TEST_BATCH_SIZE,
@@ -69,16 +62,9 @@ def surrogate_alpha(args):
 
 
 def model(args, alpha):
-    neuron = neuron_factory(args, alpha)
-    classes, channels = CLASSES[args.dataset], CHANNELS[args.dataset]
-    if args.model == "scnn":
-        from snetx.models.scnn import SpikingCNN
-
-        return SpikingCNN(channels, classes, neuron=neuron)
-    from snetx.models import svggnet
-
-    return getattr(svggnet, args.model)(
-        num_classes=classes, in_channels=channels, neuron=neuron, head="compact", dropout=0.1
+    data = datasets.get(args.dataset)
+    return models.get(args.model).build(
+        num_classes=data.classes, in_channels=data.channels, neuron=neuron_factory(args, alpha)
     )
 
 

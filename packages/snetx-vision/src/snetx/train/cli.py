@@ -5,10 +5,13 @@ import math
 import os
 import sys
 
-DATASETS = ("digits", "mnist", "fmnist", "cifar10", "cifar100")
-VGGS = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
-MODELS = ("scnn", *VGGS)
-SURROGATES = ("arctan", "sigmoid", "rectangular", "triangle", "fast_sigmoid", "ste")
+from snetx.dataset import registry as datasets
+from snetx.models import registry as models
+from snetx.snn.surrogate import REGISTERED_SG_FUNCLIST
+
+DATASETS = datasets.names()
+MODELS = models.names()
+SURROGATES = REGISTERED_SG_FUNCLIST
 
 
 class UsageError(Exception):
@@ -105,13 +108,15 @@ def _device(name):
 
 def parse(argv):
     args = build_parser().parse_args(argv)
-    if args.dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r}: choose one of {', '.join(DATASETS)}")
-    if args.model not in MODELS:
-        raise UsageError(f"unknown model {args.model!r}: choose one of {', '.join(MODELS)}")
-    if args.model in VGGS and args.dataset not in ("cifar10", "cifar100"):
+    try:
+        data, model = datasets.get(args.dataset), models.get(args.model)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if not model.supports(data.size):
+        fits = [m for m in MODELS if models.get(m).supports(data.size)]
         raise UsageError(
-            f"{args.model} needs 32x32 inputs: use --dataset cifar10/cifar100 or --model scnn"
+            f"{args.model} takes inputs of {model.sizes}; {args.dataset} images are "
+            f"{data.size[0]}x{data.size[1]}: use --model {' or '.join(fits[:2])}"
         )
     if args.surrogate not in SURROGATES:
         raise UsageError(

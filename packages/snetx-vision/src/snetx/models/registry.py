@@ -1,0 +1,81 @@
+r"""The models snetx-train can build, in one place: name -> :class:`ModelSpec`.
+
+Each entry builds a network ``N x T x C x H x W -> N x T x num_classes`` from
+``(num_classes, in_channels, neuron)`` and says which input sizes it supports.
+
+Example::
+
+    >>> from snetx.models import registry
+    >>> spec = registry.get("vgg11_bn")
+    >>> spec.supports((32, 32)), spec.supports((8, 8))
+    (True, False)
+    >>> registry.get("scnn").sizes
+    '8x8 or larger (made for 8x8 digits and 28x28 MNIST)'
+"""
+
+import functools
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Callable, Tuple
+
+__all__ = ["ModelSpec", "MODELS", "get", "names"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Facts about one model.
+
+    Args:
+        name: the key (``--model`` of snetx-train).
+        build: ``build(num_classes=..., in_channels=..., neuron=...)`` -> ``nn.Module``.
+        min_size: the smallest H and W it takes.
+        sizes: the supported input sizes, in words (for error messages).
+    """
+
+    name: str
+    build: Callable
+    min_size: int
+    sizes: str
+
+    def supports(self, size: Tuple[int, int]) -> bool:
+        return min(size) >= self.min_size
+
+
+def _scnn(num_classes, in_channels, neuron):
+    from .scnn import SpikingCNN
+
+    return SpikingCNN(in_channels, num_classes, neuron=neuron)
+
+
+def _vgg(variant, num_classes, in_channels, neuron):
+    from . import svggnet
+
+    return getattr(svggnet, variant)(
+        num_classes=num_classes, in_channels=in_channels, neuron=neuron, head="compact", dropout=0.1
+    )
+
+
+_VGGS = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
+
+MODELS = MappingProxyType(
+    {
+        "scnn": ModelSpec("scnn", _scnn, 8, "8x8 or larger (made for 8x8 digits and 28x28 MNIST)"),
+        **{
+            v: ModelSpec(v, functools.partial(_vgg, v), 32, "32x32 or larger (five 2x2 max-pools)")
+            for v in _VGGS
+        },
+    }
+)
+
+
+def names():
+    """The registered model names, in registration order."""
+    return tuple(MODELS)
+
+
+def get(name: str) -> ModelSpec:
+    """The spec of ``name``; ValueError naming the known models when unknown."""
+    try:
+        return MODELS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}") from None
