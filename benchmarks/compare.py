@@ -29,7 +29,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _util import copy_bandwidth, markdown_table, median_time, saved_bytes
-from snetx.snn import _cpu_kernel
+from snetx.snn import _host_kernel
 from snetx.snn import functional as F
 from snetx.snn.algorithm import TETLoss, Tosnn
 
@@ -167,15 +167,15 @@ def lif_rows(libs, repeats, shapes, bandwidth):
         xt, gt = x.transpose(0, 1).contiguous(), g.transpose(0, 1).contiguous()
         base_fn, _ = snetx_lif()
         times = {}
-        for mode in ("compiled", "eager"):
-            if mode == "compiled" and not _cpu_kernel.available():
+        for mode in ("host", "eager"):
+            if mode == "host" and not _host_kernel.available():
                 continue
-            _cpu_kernel.set_mode(mode)
+            _host_kernel.set_mode(mode)
             times[f"snetx ({mode})"] = (
                 median_time(fwd_bwd(base_fn, x, g), repeats),
                 saved_bytes(base_fn, x.requires_grad_()),
             )
-        _cpu_kernel.set_mode("auto")
+        _host_kernel.set_mode("auto")
         ref_time = min(t for t, _ in times.values())
         for name, ((fn, tf), ref) in libs.items():
             ref_fn, _ = snetx_lif(**ref)

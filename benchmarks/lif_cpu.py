@@ -2,10 +2,10 @@
 
     python benchmarks/lif_cpu.py [--threads 2] [--repeats 7]
 
-Rows: the fused path with the compiled CPU kernel and with eager torch ops. Every ratio
+Rows: the fused path with the host C++ kernel and with eager torch ops. Every ratio
 is against the plain autograd loop measured in the same run. A second table times the
 forward alone without a graph (evaluation, torch.no_grad), where nothing is saved and the
-compiled kernel writes no h, against the same forward recording a graph.
+host kernel writes no h, against the same forward recording a graph.
 """
 
 import argparse
@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _util import markdown_table, median_time, saved_bytes  # noqa: E402
-from snetx.snn import _cpu_kernel, surrogate  # noqa: E402
+from snetx.snn import _host_kernel, surrogate  # noqa: E402
 from snetx.snn import functional as F  # noqa: E402
 
 SHAPES = [(32, 4, 32768), (16, 16, 65536)]
@@ -48,7 +48,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    compiled = _cpu_kernel.available()
+    compiled = _host_kernel.available()
     first_call = time.perf_counter() - t0
     rows, eval_rows = [], []
     for shape in SHAPES:
@@ -56,9 +56,9 @@ def main(argv=None):
         g = torch.randn(shape)
         t_loop = median_time(fwd_bwd(loop, x, g), repeats=args.repeats)
         b_loop = saved_bytes(loop, x)
-        modes = ["compiled", "eager"] if compiled else ["eager"]
+        modes = ["host", "eager"] if compiled else ["eager"]
         for mode in modes:
-            _cpu_kernel.set_mode(mode)
+            _host_kernel.set_mode(mode)
             t = median_time(fwd_bwd(fused, x, g), repeats=args.repeats)
             b = saved_bytes(fused, x)
             t_graph = median_time(partial(F.lif, x), repeats=args.repeats)
@@ -88,10 +88,10 @@ def main(argv=None):
                     f"{b / b_loop:.3f}",
                 ]
             )
-        _cpu_kernel.set_mode("auto")
+        _host_kernel.set_mode("auto")
     head = (
         f"torch {torch.__version__}, {args.threads} threads, float32, median of {args.repeats}; "
-        f"compiled kernel {'available' if compiled else 'unavailable'} "
+        f"host C++ kernel {'available' if compiled else 'unavailable'} "
         f"(first call {first_call:.2f} s incl. build or cache load)"
     )
     table = markdown_table(

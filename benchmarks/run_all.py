@@ -41,10 +41,10 @@ def _cpu():
 
 
 def cold_first_call():
-    """Seconds to the first compiled-LIF result in a new process with an empty cache."""
+    """Seconds to the first host-kernel LIF result in a new process with an empty cache."""
     code = (
         "import time, torch; t=time.perf_counter(); from snetx.snn import functional as F; "
-        "F.set_cpu_kernel('compiled'); F.lif(torch.rand(2, 4, 8)); "
+        "F.set_cpu_kernel('host'); F.lif(torch.rand(2, 4, 8)); "
         "print(time.perf_counter() - t)"
     )
     out = {}

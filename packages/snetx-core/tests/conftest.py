@@ -15,17 +15,17 @@ def _restore_evolved_alpha():
     EvolvedAlpha.load_state_dict(state)
 
 
-@pytest.fixture(params=["compiled", "eager"])
+@pytest.fixture(params=["host", "eager"])
 def cpu_kernel(request):
-    """Run a test on both CPU paths of the fused LIF (compiled kernel, eager torch ops)."""
-    from snetx.snn import _cpu_kernel
+    """Run a test on both CPU paths of the fused LIF (host C++ kernel, eager torch ops)."""
+    from snetx.snn import _host_kernel
 
-    previous = _cpu_kernel._state["mode"]
-    if request.param == "compiled":
+    previous = _host_kernel._state["mode"]
+    if request.param == "host":
         try:
-            _cpu_kernel.load()
-        except _cpu_kernel.KernelUnavailable as e:
+            _host_kernel.load()
+        except _host_kernel.KernelUnavailable as e:
             pytest.skip(f"no host C++ compiler could build the CPU kernel: {e}")
-    _cpu_kernel.set_mode(request.param)
+    _host_kernel.set_mode(request.param)
     yield request.param
-    _cpu_kernel._state["mode"] = previous
+    _host_kernel._state["mode"] = previous

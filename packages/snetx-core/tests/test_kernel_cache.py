@@ -1,4 +1,4 @@
-"""The compiled CPU kernel's on-disk cache: what it trusts, how it fails.
+"""The host C++ kernel's on-disk cache: what it trusts, how it fails.
 
 Each case runs in a fresh Python process with its own cache folder, so a crash (a
 truncated library used to end the process with SIGBUS inside dlopen) fails the test
@@ -20,19 +20,19 @@ import pytest
 if shutil.which(os.environ.get("CXX") or "g++") is None:
     pytest.skip("no host C++ compiler", allow_module_level=True)
 
-# Loads the kernel in the given mode; prints whether the compiled kernel is used, the
+# Loads the kernel in the given mode; prints whether the host kernel is used, the
 # warnings raised (one line each) and whether a LIF forward is right either way.
 PROBE = textwrap.dedent(
     """
     import sys, warnings
     import torch
-    from snetx.snn import _cpu_kernel, neuron
-    _cpu_kernel.set_mode(sys.argv[1])
+    from snetx.snn import _host_kernel, neuron
+    _host_kernel.set_mode(sys.argv[1])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         x = torch.tensor([[[0.6], [0.6], [0.6], [1.2]]])
         ok = [neuron.LIF()(x).flatten().tolist() for _ in range(3)] == [[0.0, 0.0, 1.0, 1.0]] * 3
-        used = _cpu_kernel.available()
+        used = _host_kernel.available()
     for w in caught:
         print("WARNING", str(w.message).replace("\\n", " "))
     print("RESULT", used, ok)
@@ -109,7 +109,7 @@ def test_group_writable_cache_is_refused_with_one_warning(built):
     assert len(warnings) == 1, warnings  # once, although LIF ran three times
     assert "writable by group or others" in warnings[0]
     assert "SNETX_CPU_KERNEL" in warnings[0]
-    strict, _, _ = probe(built, mode="compiled")
+    strict, _, _ = probe(built, mode="host")
     assert strict.returncode != 0 and "writable by group or others" in strict.stderr
 
 
@@ -138,7 +138,7 @@ def test_two_processes_build_once(tmp_path):
     env.pop("SNETX_CPU_KERNEL", None)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", PROBE, "compiled"], stdout=subprocess.PIPE, text=True, env=env
+            [sys.executable, "-c", PROBE, "host"], stdout=subprocess.PIPE, text=True, env=env
         )
         for _ in range(2)
     ]
@@ -182,7 +182,7 @@ def test_full_disk_says_no_space(tiny_disk):
 
 def test_surrogate_ids_match_the_kernel_enum():
     from snetx.snn import surrogate
-    from snetx.snn._cpu_kernel import CSRC
+    from snetx.snn._host_kernel import CSRC
 
     header = (CSRC / "lif_neuron.cuh").read_text()
     enum = re.search(r"enum SurrogateId \{([^}]*)\}", header).group(1)

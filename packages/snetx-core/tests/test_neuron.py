@@ -8,7 +8,7 @@ from snetx.snn.functional import FusedLIF, lif
 
 SHAPES = [(3, 5), (2, 6, 7), (2, 4, 3, 5), (2, 3, 2, 4, 4)]
 
-# every test here runs on both CPU paths: the compiled kernel and the eager torch ops
+# every test here runs on both CPU paths: the host C++ kernel and the eager torch ops
 pytestmark = pytest.mark.usefixtures("cpu_kernel")
 
 
@@ -121,7 +121,7 @@ def test_non_contiguous_and_channels_last():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("tau,v_reset", [(2.0, 0.0), (1.5, -0.4), (1.0, 0.3)])
 def test_forward_without_graph_matches_reference(monkeypatch, dtype, tau, v_reset):
-    # evaluation: no graph is recorded, so the spikes-only forward runs (the compiled kernel
+    # evaluation: no graph is recorded, so the spikes-only forward runs (the host kernel
     # then writes no h); the autograd Function must not be entered at all
     x, _ = _inputs((4, 9, 3, 11), dtype, seed=int(tau * 10))
     y_ref = lif_reference(x.double(), tau, 1.0, v_reset, "arctan", 4.0, False).to(dtype)
@@ -260,43 +260,44 @@ def test_alpha_callable_error_at_forward():
         mod(torch.zeros(1, 2))
 
 
-def test_compiled_path_is_used_and_fallback_works(monkeypatch, tmp_path):
-    from snetx.snn import _cpu_kernel
+def test_host_kernel_is_used_and_fallback_works(monkeypatch, tmp_path):
+    from snetx.snn import _host_kernel
 
     x = torch.rand(2, 3, 4, requires_grad=True)
     y = FusedLIF.apply(x, 2.0, 1.0, 0.0, surrogate.arc_tan, 4.0, False)
     assert y.grad_fn._forward_cls is FusedLIF
-    # without a compiler: "auto" falls back to eager, "compiled" says what is missing
+    # without a compiler: "auto" falls back to eager, "host" says what is missing
     fresh = {"lib": None, "error": None, "build_seconds": None, "mode": "auto", "warned": False}
-    monkeypatch.setattr(_cpu_kernel, "_state", fresh)
+    monkeypatch.setattr(_host_kernel, "_state", fresh)
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("SNETX_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.warns(RuntimeWarning, match="no-such-compiler.*SNETX_CPU_KERNEL"):
-        assert _cpu_kernel.available() is False
+        assert _host_kernel.available() is False
     y2 = lif(x.detach().double(), v_reset=0.1)
     y_ref = lif_reference(x.detach().double(), 2.0, 1.0, 0.1, "arctan", 4.0, False)
     assert torch.equal(y2, y_ref)
-    _cpu_kernel.set_mode("compiled")
-    with pytest.raises(_cpu_kernel.KernelUnavailable, match="no-such-compiler"):
-        _cpu_kernel.available()
+    _host_kernel.set_mode("compiled")  # the older name of "host"
+    assert _host_kernel.mode() == "host"
+    with pytest.raises(_host_kernel.KernelUnavailable, match="no-such-compiler"):
+        _host_kernel.available()
     with pytest.raises(ValueError, match="mode must be one of"):
-        _cpu_kernel.set_mode("fast")
+        _host_kernel.set_mode("fast")
 
 
-def test_compiled_kernel_cache_is_reused(monkeypatch, tmp_path):
-    from snetx.snn import _cpu_kernel
+def test_host_kernel_cache_is_reused(monkeypatch, tmp_path):
+    from snetx.snn import _host_kernel
 
     try:
-        _cpu_kernel.load()
-    except _cpu_kernel.KernelUnavailable as e:
+        _host_kernel.load()
+    except _host_kernel.KernelUnavailable as e:
         pytest.skip(str(e))
     monkeypatch.setenv("SNETX_CACHE_DIR", str(tmp_path))
-    fresh = {"lib": None, "error": None, "build_seconds": None, "mode": "compiled", "warned": False}
-    monkeypatch.setattr(_cpu_kernel, "_state", fresh)
-    _cpu_kernel.load()
-    path = _cpu_kernel.verified_library(_cpu_kernel.library_dir())
+    fresh = {"lib": None, "error": None, "build_seconds": None, "mode": "host", "warned": False}
+    monkeypatch.setattr(_host_kernel, "_state", fresh)
+    _host_kernel.load()
+    path = _host_kernel.verified_library(_host_kernel.library_dir())
     assert path.is_file() and str(path).startswith(str(tmp_path))
     built = path.stat().st_mtime_ns
-    monkeypatch.setattr(_cpu_kernel, "_state", dict(fresh))
-    _cpu_kernel.load()  # a second process would find the same file and not rebuild
+    monkeypatch.setattr(_host_kernel, "_state", dict(fresh))
+    _host_kernel.load()  # a second process would find the same file and not rebuild
     assert path.stat().st_mtime_ns == built

@@ -153,12 +153,12 @@ def test_second_device():
     torch.testing.assert_close(gx.cpu(), gx_ref.cpu())
 
 
-def test_forward_spikes_equal_cpu_kernel_bit_for_bit():
+def test_forward_spikes_equal_host_kernel_bit_for_bit():
     # same per-neuron code, no FMA contraction on either side: identical spikes even where
     # 1/tau is inexact (the torch path on CUDA may round the charge differently)
-    from snetx.snn import _cpu_kernel
+    from snetx.snn import _host_kernel
 
-    if not _cpu_kernel.available():
+    if not _host_kernel.available():
         pytest.skip("snetx.snn's compiled CPU kernel is not available here (no C++ compiler)")
     x, _ = _data((16, 8, 8192), seed=12)
     for tau, v_reset in ((1.5, 0.0), (3.0, -0.2)):

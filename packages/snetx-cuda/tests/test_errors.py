@@ -1,4 +1,5 @@
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -76,3 +77,35 @@ def test_no_gpu_message(monkeypatch):
 def test_unsupported_dtype_is_type_error():
     with pytest.raises(TypeError, match="float32/float64/float16/bfloat16"):
         cu.LIF()(torch.zeros(2, 3, device="cuda").to(torch.float8_e4m3fn))
+
+
+def test_cuda_neuron_extends_the_core_neuron():
+    from snetx.cuend import neuron as cu
+    from snetx.snn import monitor
+    from snetx.snn import neuron as core
+
+    m = cu.LIF(tau=3.0, v_reset=-0.5, sg="sigmoid", alpha=2.0, detach=True)
+    assert isinstance(m, core.LIF) and isinstance(m, core.SpikingNeuron)
+    assert isinstance(cu.IF(), core.LIF) and cu.IF().tau == 1.0
+    assert repr(m) == repr(core.LIF(tau=3.0, v_reset=-0.5, sg="sigmoid", alpha=2.0, detach=True))
+    assert monitor.is_neuron(m) and monitor.is_neuron(cu.IF())
+
+    class Lookalike(torch.nn.Module):  # has v_th, is no neuron: not counted any more
+        v_th = 1.0
+
+    assert not monitor.is_neuron(Lookalike())
+    # the same parameter checks, word for word
+    for kwargs in ({"tau": 0.5}, {"v_reset": 2.0}, {"detach": 1}, {"alpha": -1.0}):
+        with pytest.raises((TypeError, ValueError)) as a:
+            core.LIF(**kwargs)
+        with pytest.raises(type(a.value)) as b:
+            cu.LIF(**kwargs)
+        assert str(a.value) == str(b.value)
+
+
+def test_core_headers_come_from_the_public_include_dir():
+    import snetx.snn
+    from snetx.cuend import _compile
+
+    assert _compile.CORE_CSRC == Path(snetx.snn.include_dir())
+    assert "enum SurrogateId" in _compile.source()  # inlined from the core header

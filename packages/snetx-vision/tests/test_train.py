@@ -59,6 +59,9 @@ def test_option_combinations_train(tmp_path, opts):
 
 
 def test_resume_after_interrupt_matches_uninterrupted(tmp_path, monkeypatch):
+    from snetx.snn.algorithm import EvolvedAlpha
+
+    shared = EvolvedAlpha.state_dict()
     args = [*FAST, "--epochs", "2", "--evolved-alpha", "--no-plots"]
     full = tmp_path / "full"
     assert main([*args, "--out", str(full)]) == 0
@@ -75,7 +78,8 @@ def test_resume_after_interrupt_matches_uninterrupted(tmp_path, monkeypatch):
     for k, v in a["model"].items():
         torch.testing.assert_close(b["model"][k], v, rtol=0, atol=0, msg=k)
     assert _without_times(_read(part)) == _without_times(_read(full))
-    assert b["evolved_alpha"] == a["evolved_alpha"] == {"epoch": 2, "e_max": 1.0, "current": 2}
+    assert b["alpha_schedule"] == a["alpha_schedule"] == {"epoch": 2, "e_max": 1.0, "current": 2}
+    assert EvolvedAlpha.state_dict() == shared  # the run kept its schedule to itself
 
 
 def test_ctrl_c_writes_checkpoint(tmp_path):

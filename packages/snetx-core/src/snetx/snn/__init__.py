@@ -1,6 +1,33 @@
 """snetx.snn: spiking neurons, surrogate gradients and STBP algorithms (snetx-core)."""
 
-from . import algorithm, algothrim, functional, monitor, neuron, surrogate
-from .neuron import IF, LIF
+from pathlib import Path
 
-__all__ = ["neuron", "surrogate", "algorithm", "algothrim", "functional", "monitor", "LIF", "IF"]
+from . import algorithm, algothrim, checks, functional, monitor, neuron, surrogate
+from .neuron import IF, LIF, SpikingNeuron
+
+__all__ = [
+    "neuron",
+    "surrogate",
+    "algorithm",
+    "algothrim",
+    "functional",
+    "checks",
+    "monitor",
+    "LIF",
+    "IF",
+    "SpikingNeuron",
+    "include_dir",
+]
+
+
+def include_dir() -> str:
+    """The folder of snetx-core's C++/CUDA headers, for code built against them (as
+    ``numpy.get_include()``). It holds ``lif_neuron.cuh``, the per-neuron dynamics and
+    surrogate derivatives every native backend includes; its ``SurrogateId`` enum numbers
+    the surrogates as :data:`snetx.snn.surrogate.SURROGATE_IDS` does.
+
+    >>> import os, snetx.snn
+    >>> os.path.isfile(os.path.join(snetx.snn.include_dir(), "lif_neuron.cuh"))
+    True
+    """
+    return str(Path(__file__).with_name("csrc"))

@@ -27,6 +27,7 @@ __all__ = [
     "TETLoss",
     "TET",
     "EvolvedAlpha",
+    "AlphaSchedule",
     "arc_tan",
     "sigmoid",
     "rectangular",
@@ -162,46 +163,29 @@ class TET:
         return f"TET(criterion={self.criterion!r}, lamb={self.lamb}, phi={self.phi})"
 
 
-class EvolvedAlpha:
-    r"""A surrogate sharpness that grows over training, for ``LIF(alpha=...)``.
+class AlphaSchedule:
+    r"""The schedule an :class:`EvolvedAlpha` follows: the factor
+    :math:`1 + e_{max} \cdot \text{current} / \text{epoch}`.
 
-    .. math::
-        \alpha() = \text{base}\,\bigl(1 + e_{max} \cdot \text{current} / \text{epoch}\bigr)
-
-    ``epoch`` (total epochs, default 1), ``e_max`` (default 1.0) and ``current`` (default 0)
-    are class attributes shared by every instance; ``EvolvedAlpha.step()`` advances
-    ``current`` by one (call it once per epoch). The schedule is read when called, so a
-    neuron built before the schedule is set still follows it.
+    ``epoch`` is the number of epochs (an int >= 1), ``e_max`` a finite number >= 0,
+    ``current`` the epochs done (an int >= 0, advanced by :meth:`step`).
 
     Example::
 
-        >>> from snetx.snn.algorithm import EvolvedAlpha
-        >>> EvolvedAlpha.epoch, EvolvedAlpha.e_max, EvolvedAlpha.current = 10, 1.0, 0
-        >>> alpha = EvolvedAlpha(4.0)
-        >>> alpha(), (EvolvedAlpha.step(), alpha())[1]
+        >>> from snetx.snn.algorithm import AlphaSchedule, EvolvedAlpha
+        >>> schedule = AlphaSchedule(epoch=10)
+        >>> alpha = EvolvedAlpha(4.0, schedule=schedule)
+        >>> alpha(), (schedule.step(), alpha())[1]
         (4.0, 4.4)
-        >>> EvolvedAlpha.reset()
+        >>> schedule.state_dict()
+        {'epoch': 10, 'e_max': 1.0, 'current': 1}
     """
 
-    epoch = 1
-    e_max = 1.0
-    current = 0
+    def __init__(self, epoch=1, e_max=1.0, current=0):
+        self.reset(epoch, e_max, current)
 
-    def __init__(self, base=4.0):
-        self.base = float(base)
-
-    def __call__(self) -> float:
-        cls = type(self)
-        return self.base * (1 + cls.e_max * cls.current / cls.epoch)
-
-    @classmethod
-    def step(cls):
-        cls.current += 1
-
-    @classmethod
-    def reset(cls, epoch=1, e_max=1.0, current=0):
-        """Set the schedule (defaults restore the initial state). ``epoch`` is the number of
-        epochs (an int >= 1), ``e_max`` a finite number >= 0, ``current`` an int >= 0."""
+    def reset(self, epoch=1, e_max=1.0, current=0):
+        """Set the schedule (checked as a whole: nothing changes when a value is wrong)."""
         for name, value in (("epoch", epoch), ("current", current)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"EvolvedAlpha {name} must be an int, got {value!r}")
@@ -215,15 +199,92 @@ class EvolvedAlpha:
             or not (math.isfinite(e_max) and e_max >= 0)
         ):
             raise ValueError(f"EvolvedAlpha e_max must be a finite number >= 0, got {e_max!r}")
-        cls.epoch, cls.e_max, cls.current = int(epoch), e_max, int(current)
+        self.epoch, self.e_max, self.current = int(epoch), e_max, int(current)
+
+    def step(self):
+        self.current += 1
+
+    def factor(self) -> float:
+        return 1 + self.e_max * self.current / self.epoch
+
+    def state_dict(self):
+        return {"epoch": self.epoch, "e_max": self.e_max, "current": self.current}
+
+    def load_state_dict(self, state):
+        self.reset(**state)
+
+    def __repr__(self):
+        return f"AlphaSchedule(epoch={self.epoch}, e_max={self.e_max}, current={self.current})"
+
+
+class _SharedSchedule(type):
+    """``EvolvedAlpha.epoch`` / ``.e_max`` / ``.current`` read and write the shared
+    :class:`AlphaSchedule` (the original class-attribute API)."""
+
+    def _field(name):
+        return property(
+            lambda cls: getattr(cls.schedule, name),
+            lambda cls, value: setattr(cls.schedule, name, value),
+        )
+
+    epoch = _field("epoch")
+    e_max = _field("e_max")
+    current = _field("current")
+    del _field
+
+
+class EvolvedAlpha(metaclass=_SharedSchedule):
+    r"""A surrogate sharpness that grows over training, for ``LIF(alpha=...)``.
+
+    .. math::
+        \alpha() = \text{base}\,\bigl(1 + e_{max} \cdot \text{current} / \text{epoch}\bigr)
+
+    The schedule is an :class:`AlphaSchedule`: by default the one shared by every instance,
+    ``EvolvedAlpha.schedule``, whose fields the original class-level API reads and writes
+    (``EvolvedAlpha.epoch = 10``, ``EvolvedAlpha.step()``, ``EvolvedAlpha.reset(...)``);
+    ``EvolvedAlpha(base, schedule=s)`` follows its own ``s`` instead (what a training loop
+    that owns its state should do). The schedule is read when called, so a neuron built
+    before the schedule is set still follows it.
+
+    Example::
+
+        >>> from snetx.snn.algorithm import EvolvedAlpha
+        >>> EvolvedAlpha.epoch, EvolvedAlpha.e_max, EvolvedAlpha.current = 10, 1.0, 0
+        >>> alpha = EvolvedAlpha(4.0)
+        >>> alpha(), (EvolvedAlpha.step(), alpha())[1]
+        (4.0, 4.4)
+        >>> EvolvedAlpha.reset()
+    """
+
+    schedule = AlphaSchedule()
+
+    def __init__(self, base=4.0, schedule=None):
+        self.base = float(base)
+        if schedule is not None and not isinstance(schedule, AlphaSchedule):
+            raise TypeError(f"schedule must be an AlphaSchedule, got {schedule!r}")
+        self._schedule = schedule
+
+    def __call__(self) -> float:
+        schedule = self._schedule if self._schedule is not None else type(self).schedule
+        return self.base * schedule.factor()
+
+    @classmethod
+    def step(cls):
+        cls.schedule.step()
+
+    @classmethod
+    def reset(cls, epoch=1, e_max=1.0, current=0):
+        """Set the shared schedule (defaults restore the initial state)."""
+        cls.schedule.reset(epoch, e_max, current)
 
     @classmethod
     def state_dict(cls):
-        return {"epoch": cls.epoch, "e_max": cls.e_max, "current": cls.current}
+        return cls.schedule.state_dict()
 
     @classmethod
     def load_state_dict(cls, state):
-        cls.reset(**state)
+        cls.schedule.load_state_dict(state)
 
     def __repr__(self):
-        return f"EvolvedAlpha(base={self.base})"
+        own = "" if self._schedule is None else f", schedule={self._schedule!r}"
+        return f"EvolvedAlpha(base={self.base}{own})"

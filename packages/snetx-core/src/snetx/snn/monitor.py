@@ -21,15 +21,11 @@ __all__ = ["FiringRateMonitor", "is_neuron", "raster_plot"]
 
 
 def is_neuron(module: nn.Module) -> bool:
-    """A spiking neuron of snetx (snetx.snn or snetx.cuend), or anything marked
-    ``is_spiking_neuron = True``."""
-    if getattr(module, "is_spiking_neuron", False):
-        return True
-    from .neuron import LIF
+    """A spiking neuron of snetx (any :class:`~snetx.snn.neuron.SpikingNeuron`, whatever its
+    backend), or anything marked ``is_spiking_neuron = True``."""
+    from .neuron import SpikingNeuron
 
-    if isinstance(module, LIF):
-        return True
-    return type(module).__module__.startswith("snetx.cuend") and hasattr(module, "v_th")
+    return isinstance(module, SpikingNeuron) or bool(getattr(module, "is_spiking_neuron", False))
 
 
 class FiringRateMonitor:

@@ -1,16 +1,61 @@
-r"""Spiking neuron modules. Each call processes a whole sequence ``N x T x ...`` from rest."""
+r"""Spiking neuron modules. Each call processes a whole sequence ``N x T x ...`` from rest.
+
+:class:`SpikingNeuron` is the one base of every snetx neuron, in every backend: it holds
+and validates the parameters, resolves the surrogate, reads ``alpha`` once per call and
+prints them; a backend supplies only ``_resolve_sg`` (which surrogates it runs) and
+``_run`` (how). :class:`LIF` runs on torch (the fused path, on CPU the host C++ kernel);
+``snetx.cuend.neuron.LIF`` extends it with CUDA kernels, so ``isinstance(m, LIF)`` holds
+for both.
+"""
 
 import torch
 from torch import nn
 
+from . import checks
 from . import functional as F
 from . import surrogate as _sg
 from .surrogate import arc_tan
 
-__all__ = ["LIF", "IF"]
+__all__ = ["SpikingNeuron", "LIF", "IF"]
 
 
-class LIF(nn.Module):
+class SpikingNeuron(nn.Module):
+    """Base of snetx's multi-step LIF neurons: parameters, validation, ``forward``, repr.
+
+    Subclasses implement ``_run(x, alpha)`` (``alpha`` already read and checked) and may
+    override ``_resolve_sg(sg)`` to restrict the surrogates they accept.
+    """
+
+    #: lets monitors and tools find neurons without knowing every backend
+    is_spiking_neuron = True
+
+    def __init__(self, tau=2.0, v_th=1.0, v_reset=0.0, sg=arc_tan, alpha=4.0, detach=False):
+        super().__init__()
+        self.tau, self.v_th, self.v_reset = checks.check_params(tau, v_th, v_reset)
+        self.sg = self._resolve_sg(sg)
+        self.alpha = checks.check_alpha(alpha)
+        if not isinstance(detach, bool):
+            raise TypeError(f"detach must be a bool, got {detach!r}")
+        self.detach = detach
+
+    def _resolve_sg(self, sg):
+        return _sg.get(sg)
+
+    def _run(self, x: torch.Tensor, alpha: float) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError(f"{type(self).__name__} must implement _run(x, alpha)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, checks.resolve_alpha(self.alpha))
+
+    def extra_repr(self) -> str:
+        sg = self.sg if isinstance(self.sg, str) else (_sg.name_of(self.sg) or self.sg.__name__)
+        return (
+            f"tau={self.tau}, v_th={self.v_th}, v_reset={self.v_reset}, sg={sg}, "
+            f"alpha={checks.describe_alpha(self.alpha)}, detach={self.detach}"
+        )
+
+
+class LIF(SpikingNeuron):
     r"""Multi-step leaky integrate-and-fire neuron with hard reset, trained by STBP.
 
     With :math:`u[-1] = 0` and, elementwise, for :math:`t = 0 \dots T-1`:
@@ -56,34 +101,12 @@ class LIF(nn.Module):
         [0.0, 0.0, 1.0, 1.0]
     """
 
-    def __init__(
-        self,
-        tau=2.0,
-        v_th=1.0,
-        v_reset=0.0,
-        sg=arc_tan,
-        alpha=4.0,
-        detach=False,
-    ):
-        super().__init__()
-        self.tau, self.v_th, self.v_reset = F.check_params(tau, v_th, v_reset)
-        self.sg = _sg.get(sg)
+    def __init__(self, tau=2.0, v_th=1.0, v_reset=0.0, sg=arc_tan, alpha=4.0, detach=False):
+        super().__init__(tau, v_th, v_reset, sg, alpha, detach)
         self._fused = _sg.has_derivative(self.sg)
-        self.alpha = F.check_alpha(alpha)
-        if not isinstance(detach, bool):
-            raise TypeError(f"detach must be a bool, got {detach!r}")
-        self.detach = detach
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = F.resolve_alpha(self.alpha)
+    def _run(self, x, alpha):
         return F.run(x, self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach, self._fused)
-
-    def extra_repr(self) -> str:
-        sg = _sg.name_of(self.sg) or self.sg.__name__
-        return (
-            f"tau={self.tau}, v_th={self.v_th}, v_reset={self.v_reset}, sg={sg}, "
-            f"alpha={F.describe_alpha(self.alpha)}, detach={self.detach}"
-        )
 
 
 class IF(LIF):

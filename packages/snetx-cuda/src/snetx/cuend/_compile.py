@@ -14,7 +14,7 @@ import snetx.snn
 from snetx.snn.surrogate import REGISTERED_SG_FUNCLIST, SURROGATE_IDS
 
 CSRC = Path(__file__).with_name("csrc")
-CORE_CSRC = Path(snetx.snn.__file__).with_name("csrc")
+CORE_CSRC = Path(snetx.snn.include_dir())  # snetx-core's public header folder
 INCLUDE_DIRS = (CSRC, CORE_CSRC)
 KERNEL_FILE = "lif_kernels.cu"
 # No FMA contraction: the charge u * decay + x rounds twice, exactly as snetx-core's CPU

@@ -1,9 +1,9 @@
 r"""snetx.cuend.neuron: the LIF of :mod:`snetx.snn.neuron` as fused CUDA kernels."""
 
 import torch
-from snetx.snn import functional as F
+from snetx.snn import checks as F
+from snetx.snn import neuron as _neuron
 from snetx.snn import surrogate as _sg
-from torch import nn
 
 from . import _ops
 
@@ -68,10 +68,11 @@ def _run(x, decay, v_th, v_reset, sg, alpha, detach):
     return _ops.lif_spikes(x.contiguous(), decay, v_th, v_reset)  # evaluation: no h
 
 
-class LIF(nn.Module):
+class LIF(_neuron.LIF):
     r"""Multi-step LIF neuron (SPEC §2) as one fused CUDA kernel per pass.
 
-    Same arguments and semantics as :class:`snetx.snn.neuron.LIF`; ``sg`` is a surrogate
+    Same arguments and semantics as :class:`snetx.snn.neuron.LIF`, which it extends (only
+    how it runs differs, so ``isinstance(m, snetx.snn.neuron.LIF)`` holds); ``sg`` is a surrogate
     name from :data:`REGISTERED_SG_FUNCLIST` (or one of the registered Functions). Inputs
     are CUDA tensors ``N x T x ...`` in float32, float64, float16 or bfloat16 (16-bit I/O
     keeps float32 state). Saved for backward: ``h`` only, in the input dtype; without a
@@ -89,24 +90,11 @@ class LIF(nn.Module):
         ...     spikes = lif(torch.rand(8, 4, 128, device="cuda"))
     """
 
-    def __init__(self, tau=2.0, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False):
-        super().__init__()
-        self.tau, self.v_th, self.v_reset = F.check_params(tau, v_th, v_reset)
-        self.sg = _sg_name(sg)
-        self.alpha = F.check_alpha(alpha)
-        if not isinstance(detach, bool):
-            raise TypeError(f"detach must be a bool, got {detach!r}")
-        self.detach = detach
+    def _resolve_sg(self, sg):
+        return _sg_name(sg)
 
-    def forward(self, x):
-        alpha = F.resolve_alpha(self.alpha)
+    def _run(self, x, alpha):
         return _run(x, 1.0 / self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach)
-
-    def extra_repr(self):
-        return (
-            f"tau={self.tau}, v_th={self.v_th}, v_reset={self.v_reset}, sg={self.sg}, "
-            f"alpha={F.describe_alpha(self.alpha)}, detach={self.detach}"
-        )
 
 
 class IF(LIF):

@@ -54,11 +54,12 @@ def neuron_factory(args, alpha):
 
 
 def surrogate_alpha(args):
-    """The neurons' alpha: a number, or an EvolvedAlpha whose schedule spans the run."""
+    """(the neurons' alpha, its schedule or None): a number, or an EvolvedAlpha following
+    a schedule of its own that spans the run (not the process-wide shared one)."""
     if not args.evolved_alpha:
-        return args.alpha
-    algorithm.EvolvedAlpha.reset(epoch=args.epochs, e_max=1.0, current=0)
-    return algorithm.EvolvedAlpha(args.alpha)
+        return args.alpha, None
+    schedule = algorithm.AlphaSchedule(epoch=args.epochs, e_max=1.0, current=0)
+    return algorithm.EvolvedAlpha(args.alpha, schedule=schedule), schedule
 
 
 def model(args, alpha):

@@ -113,7 +113,7 @@ class Trainer:
         self.out = Path(args.out)
         _seed(args.seed)
         self.train_loader, self.test_loader = build.loaders(args, run)
-        self.alpha = build.surrogate_alpha(args)
+        self.alpha, self.alpha_schedule = build.surrogate_alpha(args)
         self.model = build.model(args, self.alpha).to(self.device)
         self.net = self.model
         if run.distributed:
@@ -157,7 +157,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "evolved_alpha": algorithm.EvolvedAlpha.state_dict(),
+            "alpha_schedule": self.alpha_schedule and self.alpha_schedule.state_dict(),
             "history": config.plain(self.history),
             "epoch": self.epoch,
             "step": self.step,
@@ -185,7 +185,9 @@ class Trainer:
                 f"the checkpoint does not match the model built from these options ({first})"
             ) from None
         self.scaler.load_state_dict(ckpt["scaler"])
-        algorithm.EvolvedAlpha.load_state_dict(ckpt["evolved_alpha"])
+        if self.alpha_schedule is not None:
+            self.alpha_schedule.load_state_dict(ckpt["alpha_schedule"])
+            self.alpha_schedule.epoch = self.args.epochs  # a longer run stretches it
         self.history = list(ckpt["history"])
         self.epoch, self.step, self.phase = ckpt["epoch"], ckpt["step"], ckpt["phase"]
         self.sums = list(ckpt["sums"])
@@ -298,8 +300,8 @@ class Trainer:
 
     def end_training_part(self):
         """The epoch's training is done: advance the alpha schedule; evaluation is next."""
-        if self.args.evolved_alpha:
-            algorithm.EvolvedAlpha.step()
+        if self.alpha_schedule is not None:
+            self.alpha_schedule.step()
         self.phase = "evaluate"
 
     def evaluate(self, stoppable=False):

@@ -1,9 +1,12 @@
-"""The compiled CPU LIF: ``csrc/lif_cpu.cpp`` (over the shared ``lif_neuron.cuh``) built by
-the host C++ compiler on first use and cached on disk, loaded with ctypes.
+"""The host C++ kernel of the fused LIF: ``csrc/lif_cpu.cpp`` (over the per-neuron
+``lif_neuron.cuh`` that snetx-cuda's kernels include too) built by the host C++ compiler
+on first use, cached on disk and loaded with ctypes. ("Host" as in CUDA's host code: this
+is ahead-of-time C++, unrelated to ``torch.compile``.)
 
 Mode (``SNETX_CPU_KERNEL`` or :func:`snetx.snn.functional.set_cpu_kernel`):
-``auto`` (default: compiled when a compiler can build it, else the eager torch path),
-``compiled`` (raise when it cannot be built), ``eager`` (never compile).
+``auto`` (default: the host kernel when a compiler can build it, else the eager torch
+path), ``host`` (raise when it cannot be built; ``compiled`` is accepted as an older name),
+``eager`` (never build).
 Cache: ``$SNETX_CACHE_DIR`` or ``~/.cache/snetx``; compiler: ``$CXX`` or ``g++``; a build
 is stopped after ``$SNETX_BUILD_TIMEOUT`` seconds (default 300). What the cache trusts:
 folders and files owned by this user and writable by nobody else, and a library whose
@@ -31,7 +34,8 @@ from pathlib import Path
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = ("lif_neuron.cuh", "lif_cpu.cpp")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-shared", "-fPIC", "-std=c++14"]
-MODES = ("auto", "compiled", "eager")
+MODES = ("auto", "host", "eager")
+ALIASES = {"compiled": "host"}  # the name used before 0.3
 
 _lock = threading.Lock()
 _state = {"lib": None, "error": None, "build_seconds": None, "mode": None, "warned": False}
@@ -41,17 +45,21 @@ class KernelUnavailable(RuntimeError):
     pass
 
 
-def mode() -> str:
-    m = _state["mode"] or os.environ.get("SNETX_CPU_KERNEL", "auto")
+def _canonical(m, where):
+    m = ALIASES.get(m, m)
     if m not in MODES:
-        raise ValueError(f"SNETX_CPU_KERNEL must be one of {MODES}, got {m!r}")
+        raise ValueError(f"{where} must be one of {', '.join(MODES)}, got {m!r}")
     return m
 
 
+def mode() -> str:
+    return _canonical(
+        _state["mode"] or os.environ.get("SNETX_CPU_KERNEL", "auto"), "SNETX_CPU_KERNEL"
+    )
+
+
 def set_mode(m: str) -> None:
-    if m not in MODES:
-        raise ValueError(f"cpu kernel mode must be one of {MODES}, got {m!r}")
-    _state["mode"] = m
+    _state["mode"] = _canonical(m, "the CPU kernel mode")
 
 
 def cache_dir() -> Path:
@@ -320,7 +328,7 @@ def load():
 
 
 def available() -> bool:
-    """Whether the compiled kernel should be used now (respects the mode)."""
+    """Whether the host kernel should be used now (respects the mode)."""
     m = mode()
     if m == "eager":
         return False
@@ -328,13 +336,13 @@ def available() -> bool:
         load()
         return True
     except KernelUnavailable as e:
-        if m == "compiled":
+        if m == "host":
             raise
         if not _state["warned"]:
             _state["warned"] = True
             warnings.warn(
-                f"snetx: the compiled CPU LIF kernel is unavailable ({e}); using the eager "
-                "torch path. Set SNETX_CPU_KERNEL=eager to choose it, or =compiled to make "
+                f"snetx: the host C++ LIF kernel is unavailable ({e}); using the eager "
+                "torch path. Set SNETX_CPU_KERNEL=eager to choose it, or =host to make "
                 "this an error",
                 RuntimeWarning,
                 stacklevel=3,
