@@ -117,3 +117,53 @@ def test_wheels_share_one_version_with_exact_pins():
         assert owns_init == (meta["Name"] == "snetx-core"), meta["Name"]
     sdists = sorted(DIST.glob(f"snetx*-{VERSION}.tar.gz"))
     assert len(sdists) == 4, [s.name for s in sdists]
+
+
+def _wheel_meta(name):
+    (wheel,) = DIST.glob(f"{name.replace('-', '_')}-{VERSION}-py3-none-any.whl")
+    return _metadata(wheel)[0]
+
+
+def test_dependency_floors_and_cupy_extras():
+    core = _wheel_meta("snetx-core").get_all("Requires-Dist")
+    assert "torch>=2.3" in core  # torch.compiler.is_compiling
+    cuda = _wheel_meta("snetx-cuda").get_all("Requires-Dist")
+    assert "torch>=2.4" in cuda  # torch.library.custom_op
+    assert not [r for r in cuda if r.startswith("cupy") and "extra ==" not in r]  # no forced build
+    assert any(r.startswith("cupy-cuda12x") and "extra == 'cuda12'" in r for r in cuda), cuda
+    assert any(r.startswith("cupy-cuda13x") and "extra == 'cuda13'" in r for r in cuda), cuda
+    meta = _wheel_meta("snetx").get_all("Requires-Dist")
+    assert any(r.startswith("snetx-cuda[cuda12]") and "extra == 'cuda'" in r for r in meta), meta
+
+
+# torch APIs the code calls (as the source spells them) and the release that added each
+TORCH_API_SINCE = {
+    "torch.library.custom_op": (2, 4),
+    ".register_fake": (2, 4),
+    "torch.compiler.is_compiling": (2, 3),
+    "torch.amp.GradScaler": (2, 3),
+}
+
+
+def _torch_floor(requires):
+    floors = [r.split(">=")[1].split(",")[0] for r in requires or [] if r.startswith("torch>=")]
+    return tuple(int(x) for x in floors[0].split(".")[:2]) if floors else None
+
+
+def test_torch_floor_covers_the_apis_used():
+    """Each distribution's torch floor (its own, or snetx-core's) is at least the release
+    that added every torch API its source calls."""
+    core_floor = _torch_floor(_wheel_meta("snetx-core").get_all("Requires-Dist"))
+    for dist in ("snetx-core", "snetx-cuda", "snetx-vision"):
+        floor = _torch_floor(_wheel_meta(dist).get_all("Requires-Dist")) or core_floor
+        text = "".join(p.read_text() for p in (ROOT / "packages" / dist / "src").rglob("*.py"))
+        for api, since in TORCH_API_SINCE.items():
+            if api in text:
+                assert floor >= since, (dist, api, floor)
+
+
+def test_long_descriptions_have_no_links_that_break_on_the_index():
+    for name in ("snetx-core", "snetx-cuda", "snetx-vision", "snetx"):
+        text = _wheel_meta(name).get_payload()
+        assert "](../" not in text and "shared/SPEC" not in text, name
+        assert len(text) > 200, name  # a real description, not a pointer

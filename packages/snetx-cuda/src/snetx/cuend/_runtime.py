@@ -11,8 +11,8 @@ def require():
         import cupy  # noqa: F401
     except ImportError as e:
         raise ImportError(
-            "snetx.cuend needs CuPy: pip install cupy-cuda12x (CUDA 12) or cupy-cuda13x "
-            "(CUDA 13); on CPU use snetx.snn.neuron.LIF"
+            "snetx.cuend needs CuPy: pip install 'snetx-cuda[cuda12]' (CUDA 12) or "
+            "'snetx-cuda[cuda13]' (CUDA 13); on CPU use snetx.snn.neuron.LIF"
         ) from e
     import torch
 
