@@ -5,12 +5,13 @@ heavy dependencies (torch, torchvision, CuPy, ...) through a .pth file, so torch
 installed once per machine, not once per session. Set SNETX_DEPS_VENV to reuse an
 existing deps venv.
 
-    nox                    lint, tests, packaging (what CI runs)
+    nox                    lint, tests, packaging, docs (what CI runs)
     nox -s tests           every distribution, CPU tests and doctests
     nox -s tests-core      core alone (likewise tests-core-vision, tests-core-cuda)
     nox -s tests-gpu       pytest -m gpu for each combination (needs a CUDA device)
     nox -s build           wheels and sdists of all four distributions into dist/
     nox -s packaging       install built wheels in fresh venvs, per combination
+    nox -s docs            the documentation site (warnings are errors), checked in Chromium
     nox -s bench           side-by-side benchmarks (see benchmarks/)
 """
 
@@ -37,7 +38,7 @@ COMBOS = {
     "all": ["core", "vision", "cuda"],
 }
 
-nox.options.sessions = ["lint", "tests", "packaging"]
+nox.options.sessions = ["lint", "tests", "packaging", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 VENV_PARAMS = ["--without-pip"]
@@ -94,7 +95,7 @@ def install_editable(session: nox.Session, parts) -> None:
 
 def run_pytest(session: nox.Session, parts, *extra: str) -> None:
     paths = [str(PACKAGES[p] / "tests") for p in parts]
-    srcs = [str(PACKAGES[p] / "src" / "snetx") for p in parts if p != "cuda"]
+    srcs = [str(PACKAGES[p] / "src" / "snetx") for p in parts]
     session.run("python", "-m", "pytest", *paths, *extra, *session.posargs)
     if "-m" not in extra:
         # docstring examples, so documentation and code cannot drift
@@ -193,6 +194,31 @@ def packaging(session: nox.Session) -> None:
         str(ROOT / "tests" / "test_packaging.py"),
         env={"SNETX_DIST": str(ROOT / "dist")},
     )
+
+
+@nox.session(venv_params=VENV_PARAMS)
+def docs(session: nox.Session) -> None:
+    """The documentation site: Sphinx with warnings as errors, tutorials executed, then
+    links and rendering checked (headless Chromium) by docs/check_site.py."""
+    install_editable(session, COMBOS["all"])
+    session.run(
+        "python", "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements" / "docs.txt")
+    )
+    out = ROOT / "docs" / "_build" / "html"
+    session.run(
+        "python",
+        "-m",
+        "sphinx",
+        "-W",
+        "--keep-going",
+        "-q",
+        "-b",
+        "html",
+        str(ROOT / "docs"),
+        str(out),
+    )
+    session.run("python", str(ROOT / "docs" / "check_site.py"), str(out))
+    session.log(f"site: {out / 'index.html'}")
 
 
 @nox.session(venv_params=VENV_PARAMS)

@@ -1,10 +1,10 @@
-"""Independent references for the tests: SPEC §2/§3 written out directly, nothing from snetx."""
+"""Independent references for the tests: the LIF and surrogate equations (docs/specification.md) written out directly, nothing from snetx."""
 
 import math
 
 import torch
 
-# SPEC §3, σ'(z; α), written from the table.
+# the surrogate table (docs/specification.md), σ'(z; α), written from the table.
 DERIVATIVES = {
     "arctan": lambda z, a: a / (2 * (1 + (math.pi / 2 * a * z) ** 2)),
     "sigmoid": lambda z, a: a * torch.sigmoid(a * z) * (1 - torch.sigmoid(a * z)),
@@ -34,7 +34,7 @@ def heaviside(derivative):
 
 
 def lif_reference(x, tau, v_th, v_reset, name, alpha, detach):
-    """The three lines of SPEC §2 as a plain autograd loop."""
+    """The three lines of the LIF equations (docs/specification.md) as a plain autograd loop."""
     step = heaviside(DERIVATIVES[name])
     u = torch.zeros_like(x[:, 0])
     out = []
@@ -48,7 +48,7 @@ def lif_reference(x, tau, v_th, v_reset, name, alpha, detach):
 
 
 def lif_backward_by_hand(x, grad_s, tau, v_th, v_reset, name, alpha, detach):
-    """SPEC §2's backward recursion, evaluated numerically (no autograd) in float64."""
+    """the LIF equations (docs/specification.md)'s backward recursion, evaluated numerically (no autograd) in float64."""
     d = DERIVATIVES[name]
     x, grad_s = x.double(), grad_s.double()
     T = x.shape[1]

@@ -1,4 +1,4 @@
-"""snetx.cuend on a real GPU: parity with snetx.snn (SPEC §2 tolerances)."""
+"""snetx.cuend on a real GPU: parity with snetx.snn (the LIF equations (docs/specification.md) tolerances)."""
 
 import pytest
 import torch

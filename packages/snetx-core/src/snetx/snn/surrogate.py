@@ -1,4 +1,4 @@
-r"""Surrogate gradient functions (SPEC §3).
+r"""Surrogate gradient functions (the surrogate table (docs/specification.md)).
 
 Every surrogate fires with the Heaviside step in the forward pass,
 :math:`\Theta(z) = 1` if :math:`z \ge 0` else :math:`0`, and uses a smooth derivative

@@ -1,6 +1,19 @@
 """snetx.cuend: fused CUDA LIF kernels (snetx-cuda).
 
 Importing needs no GPU and compiles nothing; kernels are built by CuPy/NVRTC on first use.
+The neurons are the ones of :mod:`snetx.snn.neuron`, extended with how they run:
+
+>>> from snetx.cuend import neuron
+>>> from snetx.snn import neuron as core
+>>> lif = neuron.LIF(tau=2.0, sg="sigmoid")
+>>> lif
+LIF(tau=2.0, v_th=1.0, v_reset=0.0, sg=sigmoid, alpha=4.0, detach=False)
+>>> isinstance(lif, core.LIF)
+True
+>>> neuron.LIF(sg="no-such")
+Traceback (most recent call last):
+...
+ValueError: unknown surrogate name 'no-such'; known names: 'arctan', 'sigmoid', 'rectangular', 'triangle', 'fast_sigmoid', 'ste', 'LeakyReLU', 'arc_tan', 'atan'
 """
 
 from snetx.snn.surrogate import REGISTERED_SG_FUNCLIST

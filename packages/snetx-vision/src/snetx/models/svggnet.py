@@ -1,4 +1,4 @@
-r"""Spiking VGG (SPEC §5): torchvision's VGG configurations with LIF neurons.
+r"""Spiking VGG (docs/specification.md): torchvision's VGG configurations with LIF neurons.
 
 Each conv (with its norm layer in the ``_bn`` variants) runs per frame through
 :class:`~snetx.snn.algorithm.Tosnn` and is followed by a neuron; max-pools run per frame;

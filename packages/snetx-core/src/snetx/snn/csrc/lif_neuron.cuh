@@ -1,4 +1,4 @@
-// Per-neuron LIF dynamics of SPEC §2 — the one source of truth for every compiled
+// Per-neuron LIF dynamics of the LIF equations (docs/specification.md) — the one source of truth for every compiled
 // backend: snetx-core builds it for the host (lif_cpu.cpp, g++), snetx-cuda for the GPU
 // (NVRTC). Nothing here depends on the device; state S is float or double.
 #pragma once
@@ -19,7 +19,7 @@ using std::fabs;
 // Surrogate ids follow snetx.snn.surrogate.REGISTERED_SG_FUNCLIST.
 enum SurrogateId { ARCTAN = 0, SIGMOID = 1, RECTANGULAR = 2, TRIANGLE = 3, FAST_SIGMOID = 4, STE = 5 };
 
-// sigma'(z; alpha), SPEC §3.
+// sigma'(z; alpha), the surrogate table (docs/specification.md).
 template <int SG, typename S>
 SNETX_HD S surrogate_grad(S z, S a) {
     if (SG == ARCTAN) {

@@ -1,0 +1,53 @@
+"""Sphinx configuration of the snetx documentation (built by ``nox -s docs``)."""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # for sphinx_gallery's scrapers, if any
+
+project = "snetx"
+author = "the snetx developers"
+release = version = (ROOT / "VERSION").read_text().strip()
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "myst_parser",
+    "sphinx_gallery.gen_gallery",
+]
+myst_enable_extensions = ["dollarmath", "amsmath"]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build", "tutorials_src/README.txt"]
+
+autodoc_member_order = "bysource"
+# torch.autograd.Function's own methods (forward, backward, ...) are torch's to document
+autodoc_default_options = {
+    "exclude-members": "forward, backward, jvp, vjp, vmap, setup_context, apply, mark_dirty",
+}
+autodoc_typehints = "description"
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+
+# Tutorials are Python scripts executed at every build: one that breaks fails the build.
+sphinx_gallery_conf = {
+    "examples_dirs": "tutorials_src",
+    "gallery_dirs": "tutorials",
+    "filename_pattern": r"/plot_",
+    "abort_on_example_error": True,
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+    "matplotlib_animations": False,
+}
+os.environ.setdefault("SNETX_DOCS_BUILD", "1")
+
+html_theme = "furo"
+html_title = f"snetx {release}"
+# the site must work offline: no external fonts or scripts other than MathJax
+mathjax_path = os.environ.get(
+    "SNETX_MATHJAX", "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
+)
+nitpicky = False
