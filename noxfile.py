@@ -160,6 +160,7 @@ def lint(session: nox.Session) -> None:
         "test",
         "noxfile.py",
         "tests",
+        "docs",
     )
 
 

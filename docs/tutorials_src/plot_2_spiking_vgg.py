@@ -36,7 +36,7 @@ print("output shape:", tuple(net(x).shape))  # per-step logits N x T x classes
 
 opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
 losses = []
-for step in range(8):
+for _ in range(8):
     loss = algorithm.TETLoss(nn.CrossEntropyLoss(), y, net(x))
     opt.zero_grad()
     loss.backward()

@@ -1,4 +1,5 @@
-"""Independent references for the tests: the LIF and surrogate equations (docs/specification.md) written out directly, nothing from snetx."""
+"""Independent references for the tests: the LIF and surrogate equations (docs/specification.md)
+written out directly, nothing from snetx."""
 
 import math
 
@@ -48,7 +49,8 @@ def lif_reference(x, tau, v_th, v_reset, name, alpha, detach):
 
 
 def lif_backward_by_hand(x, grad_s, tau, v_th, v_reset, name, alpha, detach):
-    """the LIF equations (docs/specification.md)'s backward recursion, evaluated numerically (no autograd) in float64."""
+    """The backward recursion of the LIF equations (docs/specification.md), evaluated
+    numerically (no autograd) in float64."""
     d = DERIVATIVES[name]
     x, grad_s = x.double(), grad_s.double()
     T = x.shape[1]

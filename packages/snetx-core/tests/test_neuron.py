@@ -62,7 +62,8 @@ def test_tau_reset_shapes(tau, v_reset, detach, shape):
 
 
 def test_v_reset_enters_the_gradient():
-    # The (v_reset - h) factor of the LIF equations (docs/specification.md): dropping v_reset changes the gradient.
+    # The (v_reset - h) factor of the LIF backward (docs/specification.md): dropping
+    # v_reset changes the gradient.
     x, g = _inputs((2, 8, 50))
     _, g0 = _grads(lambda x: lif(x, v_reset=0.0), x, g)
     _, g1 = _grads(lambda x: lif(x, v_reset=-0.5), x, g)

@@ -1,4 +1,5 @@
-"""snetx.cuend on a real GPU: parity with snetx.snn (the LIF equations (docs/specification.md) tolerances)."""
+"""snetx.cuend on a real GPU: parity with snetx.snn (the tolerances of
+docs/specification.md)."""
 
 import pytest
 import torch

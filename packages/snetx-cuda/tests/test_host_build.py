@@ -86,7 +86,8 @@ def torch_lif(x, grad, tau, v_th, v_reset, sg, alpha, detach):
 
 
 def loop_lif(x, grad, tau, v_th, v_reset, sg, alpha, detach):
-    """Spikes and input gradient from the plain autograd loop of the LIF equations (docs/specification.md) (lif_loop)."""
+    """Spikes and input gradient from the plain autograd loop of the LIF equations
+    (lif_loop)."""
     x = x.clone().requires_grad_()
     y = F.lif_loop(x, tau, v_th, v_reset, F._sg.get(sg), alpha, detach)
     (g,) = torch.autograd.grad(y, x, grad.to(x.dtype))
@@ -116,7 +117,7 @@ def test_float64_matches_snn(host_lib, sg, detach, tau, v_reset):
 @pytest.mark.parametrize("detach", [False, True])
 def test_time_chunks_match_autograd_loop(host_lib, T, sg, detach):
     # the kernels load SNETX_CHUNK (8) steps at a time: T below, at and past a chunk edge,
-    # checked against the plain autograd loop of the LIF equations (docs/specification.md) (snetx.snn's lif_loop)
+    # checked against the plain autograd loop of the LIF equations (snetx.snn's lif_loop)
     x, g = _data((2, T, 3, 5), torch.float64, seed=T)
     s, gx, _ = host_lif(host_lib, x, g, 1.5, 1.0, 0.3, sg, 3.0, detach)
     s_ref, gx_ref = loop_lif(x, g, 1.5, 1.0, 0.3, sg, 3.0, detach)

@@ -28,7 +28,8 @@ __all__ = [
 
 
 def lif_loop(x, tau, v_th, v_reset, sg, alpha, detach):
-    """The plain autograd loop of the LIF equations (docs/specification.md) (used for surrogates without ``derivative``)."""
+    """The plain autograd loop of the LIF equations (docs/specification.md); used for
+    surrogates without ``derivative``."""
     u = torch.zeros_like(x[:, 0])
     spikes = []
     for x_t in x.unbind(1):

@@ -97,7 +97,8 @@ def lif_backward(
     sg: str,
     detach: bool,
 ) -> torch.Tensor:
-    """grad_x of the LIF equations (docs/specification.md) from the saved h and the spikes' gradient (same dtype as h)."""
+    """grad_x of the LIF backward (docs/specification.md) from the saved h and the
+    spikes' gradient (same dtype as h)."""
     h = h.contiguous()
     gs = grad_s.to(h.dtype).contiguous()  # referenced until the launch is queued
     gx = torch.empty_like(h)

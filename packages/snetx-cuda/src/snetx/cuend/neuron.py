@@ -69,7 +69,7 @@ def _run(x, decay, v_th, v_reset, sg, alpha, detach):
 
 
 class LIF(_neuron.LIF):
-    r"""Multi-step LIF neuron (the LIF equations (docs/specification.md)) as one fused CUDA kernel per pass.
+    r"""Multi-step LIF neuron (docs/specification.md) as one fused CUDA kernel per pass.
 
     Same arguments and semantics as :class:`snetx.snn.neuron.LIF`, which it extends (only
     how it runs differs, so ``isinstance(m, snetx.snn.neuron.LIF)`` holds); ``sg`` is a surrogate
