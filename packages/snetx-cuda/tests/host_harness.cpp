@@ -56,7 +56,7 @@ int bwd_sg(int sg, int detach, const void* h, const void* gs, void* gx, long lon
         if (detach) bwd<IO, ID, true>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha);  \
         else bwd<IO, ID, false>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha);        \
         return 0;
-    switch (sg) { CASE(0) CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) }
+    switch (sg) { SNETX_SURROGATES(CASE) }
 #undef CASE
     return 1;
 }

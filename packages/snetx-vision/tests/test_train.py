@@ -167,3 +167,21 @@ def test_backend_cuda_without_gpu_console_script(tmp_path):
     assert proc.returncode == 2
     err = proc.stderr.strip()
     assert "--backend cuda needs a CUDA GPU" in err and len(err.splitlines()) == 1
+
+
+def test_log_without_a_terminal_is_one_line_per_epoch(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ)
+    env.pop("SNETX_TRAIN_INTERRUPT_AT", None)
+    proc = subprocess.run(  # stderr is a pipe: no progress bars, one JSON line per epoch
+        [sys.executable, "-m", "snetx.train", "--dataset", "digits", "--seed", "0", "--epochs", "2"]
+        + ["--no-plots", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert "\r" not in proc.stderr
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2], lines

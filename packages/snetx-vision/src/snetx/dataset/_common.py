@@ -242,11 +242,28 @@ def loader_options(num_workers, pin_memory, persistent_workers=None):
 LOADER_NAMES = {name: spec.loader for name, spec in _SPECS.items()}
 
 
+class LoaderRequest:
+    """What a ``*_dataset`` call asked for, handed to a loader builder in one piece."""
+
+    def __init__(self, name, data_dir, batch_size, test_batch_size, transforms, **options):
+        self.name, self.data_dir, self.transforms = name, data_dir, transforms
+        self.batch_size, self.test_batch_size = batch_size, test_batch_size
+        self.download = options["download"]
+        self.seed = options["seed"]
+        self.loader_options = loader_options(
+            options["num_workers"], options["pin_memory"], options["persistent_workers"]
+        )
+
+    def datasets(self, download=None):
+        """(train, test) datasets; ``download`` overrides the request's."""
+        dl = self.download if download is None else download
+        return build_datasets(self.name, self.data_dir, self.transforms, dl)
+
+
 def loader_functions(build, doc, default_seed):
     """The public ``*_dataset(data_dir, batch_size, test_batch_size, transforms=None, *,
-    download=True, num_workers=None, pin_memory=None, seed=...)`` functions over
-    ``build(name, data_dir, batch_size, test_batch_size, transforms, download,
-    num_workers, pin_memory, seed)``."""
+    download=True, num_workers=None, pin_memory=None, seed=..., persistent_workers=None)``
+    functions over ``build(request)``, ``request`` a :class:`LoaderRequest`."""
 
     def make(name, title):
         def loader(
@@ -262,16 +279,18 @@ def loader_functions(build, doc, default_seed):
             persistent_workers=None,
         ):
             return build(
-                name,
-                data_dir,
-                batch_size,
-                test_batch_size,
-                transforms,
-                download,
-                num_workers,
-                pin_memory,
-                seed,
-                persistent_workers,
+                LoaderRequest(
+                    name,
+                    data_dir,
+                    batch_size,
+                    test_batch_size,
+                    transforms,
+                    download=download,
+                    num_workers=num_workers,
+                    pin_memory=pin_memory,
+                    seed=seed,
+                    persistent_workers=persistent_workers,
+                )
             )
 
         loader.__name__ = loader.__qualname__ = title

@@ -27,7 +27,7 @@ Example::
 import torch
 from torch.utils.data import DataLoader
 
-from ._common import DatasetNotFoundError, build_datasets, loader_functions, loader_options
+from ._common import DatasetNotFoundError, loader_functions
 
 __all__ = [
     "mnist_dataset",
@@ -39,25 +39,21 @@ __all__ = [
 ]
 
 
-def _loaders(
-    name,
-    data_dir,
-    batch_size,
-    test_batch_size,
-    transforms,
-    download,
-    num_workers,
-    pin_memory,
-    seed,
-    persistent_workers=None,
-):
-    train_set, test_set = build_datasets(name, data_dir, transforms, download)
-    opts = loader_options(num_workers, pin_memory, persistent_workers)
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+def _loaders(req):
+    train_set, test_set = req.datasets()
+    generator = torch.Generator().manual_seed(req.seed) if req.seed is not None else None
+    opts = req.loader_options
     train = DataLoader(
-        train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, **opts
+        train_set,
+        batch_size=req.batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=generator,
+        **opts,
     )
-    test = DataLoader(test_set, batch_size=test_batch_size, shuffle=False, drop_last=False, **opts)
+    test = DataLoader(
+        test_set, batch_size=req.test_batch_size, shuffle=False, drop_last=False, **opts
+    )
     return train, test
 
 

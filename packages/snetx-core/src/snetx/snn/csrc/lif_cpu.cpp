@@ -100,9 +100,7 @@ int backward_dispatch(const S* h, const S* gs, S* gx, int64_t N, int64_t T, int6
         else                                                                                   \
             backward<ID, false, S>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha, threads);  \
         return 0;
-    switch (sg) {
-        SNETX_CASE(0) SNETX_CASE(1) SNETX_CASE(2) SNETX_CASE(3) SNETX_CASE(4) SNETX_CASE(5)
-    }
+    switch (sg) { SNETX_SURROGATES(SNETX_CASE) }
 #undef SNETX_CASE
     return 1;  // unknown surrogate id
 }

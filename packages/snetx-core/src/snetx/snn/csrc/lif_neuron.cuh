@@ -1,6 +1,7 @@
-// Per-neuron LIF dynamics of the LIF equations (docs/specification.md) — the one source of truth for every compiled
-// backend: snetx-core builds it for the host (lif_cpu.cpp, g++), snetx-cuda for the GPU
-// (NVRTC). Nothing here depends on the device; state S is float or double.
+// Per-neuron LIF dynamics (docs/specification.md): the one source of truth for every native
+// backend. snetx-core builds it for the host (lif_cpu.cpp, g++), snetx-cuda for the GPU
+// (NVRTC); other code finds this folder with snetx.snn.include_dir(). Nothing here depends
+// on the device; state S is float or double.
 #pragma once
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
@@ -16,8 +17,12 @@ using std::exp;
 using std::fabs;
 #endif
 
-// Surrogate ids follow snetx.snn.surrogate.REGISTERED_SG_FUNCLIST.
+// Surrogate ids: the numbers of snetx.snn.surrogate.SURROGATE_IDS (a test compares them).
 enum SurrogateId { ARCTAN = 0, SIGMOID = 1, RECTANGULAR = 2, TRIANGLE = 3, FAST_SIGMOID = 4, STE = 5 };
+// Every id, for dispatch tables: X(ARCTAN) X(SIGMOID) ...
+#define SNETX_SURROGATES(X)                                                                  \
+    X(::snetx::ARCTAN) X(::snetx::SIGMOID) X(::snetx::RECTANGULAR) X(::snetx::TRIANGLE)     \
+    X(::snetx::FAST_SIGMOID) X(::snetx::STE)
 
 // sigma'(z; alpha), the surrogate table (docs/specification.md).
 template <int SG, typename S>

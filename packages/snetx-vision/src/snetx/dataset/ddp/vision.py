@@ -14,7 +14,7 @@ Reshuffling is automatic: each pass over the train loader (``for x, y in train``
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from .._common import DatasetNotFoundError, build_datasets, loader_functions, loader_options
+from .._common import DatasetNotFoundError, loader_functions
 
 __all__ = [
     "mnist_dataset",
@@ -66,34 +66,23 @@ def _require_process_group():
         )
 
 
-def _loaders(
-    name,
-    data_dir,
-    batch_size,
-    test_batch_size,
-    transforms,
-    download,
-    num_workers,
-    pin_memory,
-    seed,
-    persistent_workers=None,
-):
+def _loaders(req):
     _require_process_group()
     # rank 0 downloads first so the other ranks do not race on the same files
     if dist.get_rank() == 0:
-        train_set, test_set = build_datasets(name, data_dir, transforms, download)
+        train_set, test_set = req.datasets()
         dist.barrier()
     else:
         dist.barrier()
-        train_set, test_set = build_datasets(name, data_dir, transforms, False)
-    opts = loader_options(num_workers, pin_memory, persistent_workers)
-    train_sampler = DistributedSampler(train_set, shuffle=True, seed=seed or 0, drop_last=True)
+        train_set, test_set = req.datasets(download=False)
+    opts = req.loader_options
+    sampler = DistributedSampler(train_set, shuffle=True, seed=req.seed or 0, drop_last=True)
     train = EpochLoader(
-        train_set, batch_size=batch_size, sampler=train_sampler, drop_last=True, **opts
+        train_set, batch_size=req.batch_size, sampler=sampler, drop_last=True, **opts
     )
     test = DataLoader(
         test_set,
-        batch_size=test_batch_size,
+        batch_size=req.test_batch_size,
         sampler=ShardSampler(test_set),
         drop_last=False,
         **opts,
