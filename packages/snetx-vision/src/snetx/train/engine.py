@@ -2,14 +2,16 @@
 
 The pieces live by concern: :mod:`.distributed` (process group), :mod:`.build` (loaders,
 model, optimiser from the configuration), :mod:`.trainer` (the loop),
-:mod:`.checkpoint`, :mod:`.config` (what a resume may change), :mod:`.lock`.
+:mod:`.checkpoint`, :mod:`.config` (what a resume may change), :mod:`.lock`, :mod:`.stop`
+(Ctrl-C), :mod:`.report` (summary and plots).
 """
 
 from . import checkpoint, config
 from .cli import UsageError
 from .distributed import Run
 from .lock import FolderBusy, FolderLock
-from .trainer import StopRequest, Trainer
+from .stop import StopRequest
+from .trainer import Trainer
 
 
 def check_resume(args, ckpt, world):

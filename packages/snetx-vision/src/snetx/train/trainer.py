@@ -23,7 +23,6 @@ stop request at a global training step (``"30"``) or in an epoch's evaluation
 import hashlib
 import math
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -32,37 +31,13 @@ import torch
 from snetx.snn import algorithm, monitor
 from torch import nn
 
-from . import build, checkpoint, config, plots
+from . import build, checkpoint, config, report
 
 EXIT_INTERRUPTED = 130
 
 
 class NonFiniteLoss(Exception):
     """The training loss became NaN or infinite; the last finite state was saved."""
-
-
-class StopRequest:
-    """SIGINT sets a flag the loop checks at safe points; a second SIGINT aborts."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread: leave Ctrl-C as it is
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 def _loader_state(loader):
@@ -348,47 +323,14 @@ class Trainer:
 
     # ---- the end -----------------------------------------------------------------
     def finish(self):
-        """summary.json, firing-rate measurement and plots."""
+        """Measure firing rates on the test set, then write summary.json and the plots."""
         digests = self.run.gather(param_digest(self.model))  # DDP keeps ranks identical
-        # firing rates on the test set, measured by hooks that change no result
+        # hooks that only read the neurons' outputs: no result changes
         with monitor.FiringRateMonitor(self.model) as mon:
             self.evaluate()
             rates = mon.rates()
-        if not self.run.main:
-            return
-        history = self.history
-        times = [h["epoch_time_s"] for h in history if h["epoch_time_s"] is not None]
-        speeds = [h["train_images_per_s"] for h in history if h["train_images_per_s"]]
-        summary = {
-            "final_test_acc": history[-1]["test_acc"],
-            "best_test_acc": max(h["test_acc"] for h in history),
-            "mean_epoch_time_s": sum(times) / len(times) if times else None,
-            "mean_train_images_per_s": sum(speeds) / len(speeds) if speeds else None,
-            "firing_rates": rates,
-            "world_size": self.run.world,
-            "rank_parameter_sha256": digests,
-        }
-        (self.out / "summary.json").write_text(config.dumps(summary, indent=1))
-        if not self.args.no_plots:
-            try:
-                plots.curves(history, self.out)
-                plots.firing_rates(rates, self.out)
-            except ImportError:
-                print(
-                    "snetx-train: matplotlib not installed, no plots "
-                    "(pip install 'snetx-vision[plot]')",
-                    file=sys.stderr,
-                )
-        speed = summary["mean_train_images_per_s"]
-        timing = (
-            f", {summary['mean_epoch_time_s']:.2f} s/epoch, {speed:.0f} train images/s"
-            if speed
-            else ""
-        )
-        print(
-            f"snetx-train: test accuracy {summary['final_test_acc']:.2%} "
-            f"(best {summary['best_test_acc']:.2%}){timing}; results in {self.out}"
-        )
+        if self.run.main:
+            report.write(self.out, self.history, rates, self.run.world, digests, self.args.no_plots)
 
     # ---- helpers -----------------------------------------------------------------
     def _interactive(self):
