@@ -16,45 +16,70 @@ void each_thread(Body body) {
         for (threadIdx.x = 0; threadIdx.x < (unsigned)block; ++threadIdx.x) body();
 }
 
-template <typename IO>
-void fwd(const void* x, void* h, void* s, long long N, long long T, long long F, double decay,
-         double v_th, double v_reset) {
+// Pointers as the kernels take them; state-sized ones (u0, u_last, k, g_*) may be null.
+struct Ptrs {
+    const void *x, *h_in, *gs, *g_ulast, *u0, *k;
+    void *h, *s, *gx, *u_last, *g_u0, *g_k;
+};
+
+template <typename IO, bool SOFT>
+void fwd(const Ptrs& p, long long N, long long T, long long F, double decay, double v_th,
+         double v_reset) {
     typedef typename snetx::state_of<IO>::type S;
+    const IO* x = (const IO*)p.x;
     if (grid) {
         each_thread([&] {
-            snetx::lif_forward<IO>((const IO*)x, (IO*)h, (IO*)s, N * F, T, F, (S)decay, (S)v_th,
-                                   (S)v_reset);
+            snetx::lif_forward<IO, SOFT>(x, (IO*)p.h, (IO*)p.s, (const S*)p.u0, (S*)p.u_last,
+                                         (const S*)p.k, N * F, T, F, (S)decay, (S)v_th,
+                                         (S)v_reset);
         });
         return;
     }
     for (long long i = 0; i < N * F; ++i)
-        snetx::forward_neuron<IO>((const IO*)x, (IO*)h, (IO*)s, i, T, F, (S)decay, (S)v_th,
-                                  (S)v_reset);
+        snetx::forward_neuron<IO, SOFT>(x, (IO*)p.h, (IO*)p.s, (const S*)p.u0, (S*)p.u_last,
+                                        (const S*)p.k, i, T, F, (S)decay, (S)v_th, (S)v_reset);
 }
 
-template <typename IO, int SG, bool D>
-void bwd(const void* h, const void* gs, void* gx, long long N, long long T, long long F,
-         double decay, double v_th, double v_reset, double alpha) {
+template <typename IO, int SG, bool D, bool SOFT>
+void bwd(const Ptrs& p, long long N, long long T, long long F, double decay, double v_th,
+         double v_reset, double alpha) {
     typedef typename snetx::state_of<IO>::type S;
+    const IO *h = (const IO*)p.h_in, *gs = (const IO*)p.gs;
     if (grid) {
         each_thread([&] {
-            snetx::lif_backward<IO, SG, D>((const IO*)h, (const IO*)gs, (IO*)gx, N * F, T, F,
-                                           (S)decay, (S)v_th, (S)v_reset, (S)alpha);
+            snetx::lif_backward<IO, SG, D, SOFT>(h, gs, (IO*)p.gx, (const S*)p.g_ulast,
+                                                 (const S*)p.u0, (const S*)p.k, (S*)p.g_u0,
+                                                 (S*)p.g_k, N * F, T, F, (S)decay, (S)v_th,
+                                                 (S)v_reset, (S)alpha);
         });
         return;
     }
     for (long long i = 0; i < N * F; ++i)
-        snetx::backward_neuron<IO, SG, D>((const IO*)h, (const IO*)gs, (IO*)gx, i, T, F, (S)decay,
-                                          (S)v_th, (S)v_reset, (S)alpha);
+        snetx::backward_neuron<IO, SG, D, SOFT>(h, gs, (IO*)p.gx, (const S*)p.g_ulast,
+                                                (const S*)p.u0, (const S*)p.k, (S*)p.g_u0,
+                                                (S*)p.g_k, i, T, F, (S)decay, (S)v_th,
+                                                (S)v_reset, (S)alpha);
 }
 
 template <typename IO>
-int bwd_sg(int sg, int detach, const void* h, const void* gs, void* gx, long long N, long long T,
-           long long F, double decay, double v_th, double v_reset, double alpha) {
-#define CASE(ID)                                                                  \
-    case ID:                                                                      \
-        if (detach) bwd<IO, ID, true>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha);  \
-        else bwd<IO, ID, false>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha);        \
+int fwd_io(int soft, const Ptrs& p, long long N, long long T, long long F, double decay,
+           double v_th, double v_reset) {
+    soft ? fwd<IO, true>(p, N, T, F, decay, v_th, v_reset)
+         : fwd<IO, false>(p, N, T, F, decay, v_th, v_reset);
+    return 0;
+}
+
+template <typename IO>
+int bwd_io(int sg, int detach, int soft, const Ptrs& p, long long N, long long T, long long F,
+           double decay, double v_th, double v_reset, double alpha) {
+#define CASE(ID)                                                                        \
+    case ID:                                                                            \
+        if (detach)                                                                     \
+            soft ? bwd<IO, ID, true, true>(p, N, T, F, decay, v_th, v_reset, alpha)     \
+                 : bwd<IO, ID, true, false>(p, N, T, F, decay, v_th, v_reset, alpha);   \
+        else                                                                            \
+            soft ? bwd<IO, ID, false, true>(p, N, T, F, decay, v_th, v_reset, alpha)    \
+                 : bwd<IO, ID, false, false>(p, N, T, F, decay, v_th, v_reset, alpha);  \
         return 0;
     switch (sg) { SNETX_SURROGATES(CASE) }
 #undef CASE
@@ -68,25 +93,32 @@ extern "C" void host_set_launch(int blocks, int threads) {
 }
 
 // io: 0 float, 1 double, 2 f16, 3 bf16
-extern "C" int host_forward(int io, const void* x, void* h, void* s, long long N, long long T,
-                            long long F, double decay, double v_th, double v_reset) {
+extern "C" int host_forward(int io, int soft, const void* x, void* h, void* s, const void* u0,
+                            void* u_last, const void* k, long long N, long long T, long long F,
+                            double decay, double v_th, double v_reset) {
+    Ptrs p = {};
+    p.x = x, p.h = h, p.s = s, p.u0 = u0, p.u_last = u_last, p.k = k;
     switch (io) {
-        case 0: fwd<float>(x, h, s, N, T, F, decay, v_th, v_reset); return 0;
-        case 1: fwd<double>(x, h, s, N, T, F, decay, v_th, v_reset); return 0;
-        case 2: fwd<snetx::f16>(x, h, s, N, T, F, decay, v_th, v_reset); return 0;
-        case 3: fwd<snetx::bf16>(x, h, s, N, T, F, decay, v_th, v_reset); return 0;
+        case 0: return fwd_io<float>(soft, p, N, T, F, decay, v_th, v_reset);
+        case 1: return fwd_io<double>(soft, p, N, T, F, decay, v_th, v_reset);
+        case 2: return fwd_io<snetx::f16>(soft, p, N, T, F, decay, v_th, v_reset);
+        case 3: return fwd_io<snetx::bf16>(soft, p, N, T, F, decay, v_th, v_reset);
     }
     return 1;
 }
 
-extern "C" int host_backward(int io, int sg, int detach, const void* h, const void* gs, void* gx,
-                             long long N, long long T, long long F, double decay, double v_th,
-                             double v_reset, double alpha) {
+extern "C" int host_backward(int io, int sg, int detach, int soft, const void* h, const void* gs,
+                             void* gx, const void* g_ulast, const void* u0, const void* k,
+                             void* g_u0, void* g_k, long long N, long long T, long long F,
+                             double decay, double v_th, double v_reset, double alpha) {
+    Ptrs p = {};
+    p.h_in = h, p.gs = gs, p.gx = gx, p.g_ulast = g_ulast, p.u0 = u0, p.k = k;
+    p.g_u0 = g_u0, p.g_k = g_k;
     switch (io) {
-        case 0: return bwd_sg<float>(sg, detach, h, gs, gx, N, T, F, decay, v_th, v_reset, alpha);
-        case 1: return bwd_sg<double>(sg, detach, h, gs, gx, N, T, F, decay, v_th, v_reset, alpha);
-        case 2: return bwd_sg<snetx::f16>(sg, detach, h, gs, gx, N, T, F, decay, v_th, v_reset, alpha);
-        case 3: return bwd_sg<snetx::bf16>(sg, detach, h, gs, gx, N, T, F, decay, v_th, v_reset, alpha);
+        case 0: return bwd_io<float>(sg, detach, soft, p, N, T, F, decay, v_th, v_reset, alpha);
+        case 1: return bwd_io<double>(sg, detach, soft, p, N, T, F, decay, v_th, v_reset, alpha);
+        case 2: return bwd_io<snetx::f16>(sg, detach, soft, p, N, T, F, decay, v_th, v_reset, alpha);
+        case 3: return bwd_io<snetx::bf16>(sg, detach, soft, p, N, T, F, decay, v_th, v_reset, alpha);
     }
     return 1;
 }

@@ -37,45 +37,51 @@ def host_lib(tmp_path_factory):
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     lib = ctypes.CDLL(str(out))
     p, ll, d, i = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double, ctypes.c_int
-    lib.host_forward.argtypes = [i, p, p, p, ll, ll, ll, d, d, d]
-    lib.host_backward.argtypes = [i, i, i, p, p, p, ll, ll, ll, d, d, d, d]
+    # io, soft, x, h, s, u0, u_last, k, N, T, F, decay, v_th, v_reset
+    lib.host_forward.argtypes = [i, i] + [p] * 6 + [ll] * 3 + [d] * 3
+    # io, sg, detach, soft, h, gs, gx, g_ulast, u0, k, g_u0, g_k, N, T, F, decay, v_th,
+    # v_reset, alpha
+    lib.host_backward.argtypes = [i] * 4 + [p] * 8 + [ll] * 3 + [d] * 4
     lib.host_set_launch.argtypes = [i, i]
     return lib
 
 
 def _ptr(t):
-    return ctypes.c_void_p(t.data_ptr())
+    return None if t is None else ctypes.c_void_p(t.data_ptr())
 
 
-def host_lif(lib, x, grad, tau, v_th, v_reset, sg, alpha, detach):
+def host_lif(lib, x, grad, tau, v_th, v_reset, sg, alpha, detach, **state):
+    """(spikes, grad_x, h) of the host build (see :func:`host_lif_state`)."""
+    s, gx, h, _, _, _ = host_lif_state(lib, x, grad, tau, v_th, v_reset, sg, alpha, detach, **state)
+    return s, gx, h
+
+
+def host_lif_state(
+    lib, x, grad, tau, v_th, v_reset, sg, alpha, detach, *, u0=None, kf=None, g_ulast=None
+):
+    """(spikes, grad_x, h, u_last, grad_u0, per-neuron dL/dk) of the kernels' host build;
+    ``v_reset=None`` is the soft reset, ``u0``/``g_ulast`` are ``N x F``, ``kf`` length F."""
     x = x.contiguous()
     n, T = x.shape[:2]
     f = x.numel() // (n * T)
+    state = torch.float64 if x.dtype == torch.float64 else torch.float32
+    soft = v_reset is None
+    vr = 0.0 if soft else v_reset
     h, s, gx = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    u_last = torch.empty((n, f), dtype=state)
+    g_u0 = torch.empty((n, f), dtype=state) if u0 is not None else None
+    g_k = torch.empty((n, f), dtype=state) if kf is not None else None
+    small = [None if t is None else t.to(state).contiguous() for t in (u0, kf, g_ulast)]
+    u0c, kfc, gulc = small
     gs = grad.to(x.dtype).contiguous()  # kept alive: its pointer goes to C
-    assert (
-        lib.host_forward(IO[x.dtype], _ptr(x), _ptr(h), _ptr(s), n, T, f, 1 / tau, v_th, v_reset)
-        == 0
+    ptrs = (_ptr(x), _ptr(h), _ptr(s), _ptr(u0c), _ptr(u_last), _ptr(kfc))
+    assert lib.host_forward(IO[x.dtype], int(soft), *ptrs, n, T, f, 1 / tau, v_th, vr) == 0
+    ptrs = (_ptr(h), _ptr(gs), _ptr(gx), _ptr(gulc), _ptr(u0c), _ptr(kfc), _ptr(g_u0), _ptr(g_k))
+    status = lib.host_backward(
+        IO[x.dtype], SG.index(sg), int(detach), int(soft), *ptrs, n, T, f, 1 / tau, v_th, vr, alpha
     )
-    assert (
-        lib.host_backward(
-            IO[x.dtype],
-            SG.index(sg),
-            int(detach),
-            _ptr(h),
-            _ptr(gs),
-            _ptr(gx),
-            n,
-            T,
-            f,
-            1 / tau,
-            v_th,
-            v_reset,
-            alpha,
-        )
-        == 0
-    )
-    return s, gx, h
+    assert status == 0
+    return s, gx, h, u_last, g_u0, g_k
 
 
 def torch_lif(x, grad, tau, v_th, v_reset, sg, alpha, detach):
@@ -169,9 +175,10 @@ def test_grid_stride_kernels_cover_every_neuron_once(host_lib, grid, block):
     h, s, gx = (bufs[k][:n].view_as(x) for k in ("h", "s", "gx"))
     host_lib.host_set_launch(grid, block)
     try:
-        assert host_lib.host_forward(1, _ptr(x), _ptr(h), _ptr(s), 2, 9, 37, 0.5, 1.0, 0.1) == 0
-        args = (_ptr(h), _ptr(g), _ptr(gx), 2, 9, 37, 0.5, 1.0, 0.1, 3.0)
-        assert host_lib.host_backward(1, SG.index("triangle"), 0, *args) == 0
+        fwd = (_ptr(x), _ptr(h), _ptr(s), None, None, None, 2, 9, 37, 0.5, 1.0, 0.1)
+        assert host_lib.host_forward(1, 0, *fwd) == 0
+        args = (_ptr(h), _ptr(g), _ptr(gx), *[None] * 5, 2, 9, 37, 0.5, 1.0, 0.1, 3.0)
+        assert host_lib.host_backward(1, SG.index("triangle"), 0, 0, *args) == 0
     finally:
         host_lib.host_set_launch(0, 1)
     s_ref, gx_ref = loop_lif(x, g, 2.0, 1.0, 0.1, "triangle", 3.0, False)
@@ -187,7 +194,8 @@ def test_forward_without_h_writes_spikes_only(host_lib, dtype):
     x, _ = _data((3, 10, 41), dtype, seed=5)
     n, T, f = 3, 10, 41
     s_with, s_without, h = torch.empty_like(x), torch.full_like(x, -3.0), torch.empty_like(x)
-    assert host_lib.host_forward(IO[dtype], _ptr(x), _ptr(h), _ptr(s_with), n, T, f, 0.5, 1, 0) == 0
-    assert host_lib.host_forward(IO[dtype], _ptr(x), None, _ptr(s_without), n, T, f, 0.5, 1, 0) == 0
+    rest = (None, None, None, n, T, f, 0.5, 1, 0)
+    assert host_lib.host_forward(IO[dtype], 0, _ptr(x), _ptr(h), _ptr(s_with), *rest) == 0
+    assert host_lib.host_forward(IO[dtype], 0, _ptr(x), None, _ptr(s_without), *rest) == 0
     s_ref = F.lif_loop(x.double(), 2.0, 1.0, 0.0, F._sg.get("arctan"), 4.0, False)
     assert torch.equal(s_without, s_with) and torch.equal(s_without.double(), s_ref)

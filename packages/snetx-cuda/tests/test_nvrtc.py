@@ -39,7 +39,8 @@ def _compile_all(arch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_every_instantiation_compiles(arch):
     ptx, lowered = _compile_all(arch)
-    assert len(lowered) == 4 * (1 + 2 * 6)  # 4 I/O types x (forward + 6 surrogates x detach)
+    # 4 I/O types x 2 resets (hard, soft) x (forward + 6 surrogates x detach)
+    assert len(lowered) == 4 * 2 * (1 + 2 * 6)
     assert f".target sm_{arch}" in ptx
     entries = set(re.findall(r"\.entry\s+(\S+?)\s*\(", ptx))
     for expr, name in lowered.items():
@@ -77,13 +78,15 @@ def _entry_body(ptx, lowered_name):
 def test_loads_are_issued_a_chunk_at_a_time(io):
     # Memory-level parallelism: each thread issues a chunk of 8 independent loads (forward:
     # x; backward: h and grad_s) before its first store, instead of one load per step.
+    # Before them it may load its start state and decay (u0 and k, or g_ulast and k).
     _nvrtc()
     names = [_compile.forward_name(io), _compile.backward_name(io, "arctan", False)]
     ptx, lowered = _compile.nvrtc_compile("compute_80", ios=(io,))
     ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
     for name, loads in zip(names, (8, 16)):
         ops = re.findall(r"\b(ld|st)\.global", _entry_body(ptx, lowered[name]))
-        assert ops[:loads] == ["ld"] * loads and ops[loads] == "st", (name, ops[: loads + 1])
+        first_store = ops.index("st")
+        assert loads <= first_store <= loads + 2, (name, ops[: first_store + 1])
 
 
 def test_forward_charge_is_not_contracted_to_fma():

@@ -13,23 +13,44 @@ def test_forward_backward_wiring_on_meta_tensors(dtype):
     x = torch.empty(4, 3, 8, 8, device="meta", dtype=dtype, requires_grad=True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        spikes, h = _ops.lif(x, 0.5, 1.0, 0.0, 4.0, "arctan", False)
+        spikes, h, u_last = _ops.lif(x, None, None, 0.5, 1.0, 0.0, False, 4.0, "arctan", False)
     assert spikes.shape == x.shape and spikes.dtype == dtype and h.dtype == dtype
+    state = torch.float64 if dtype == torch.float64 else torch.float32
+    assert u_last.shape == (4, 64) and u_last.dtype == state
     assert len(saved) == 1 and saved[0].shape == x.shape  # h only
     (gx,) = torch.autograd.grad(spikes, x, torch.ones_like(spikes))
     assert gx.shape == x.shape and gx.dtype == dtype and gx.device.type == "meta"
 
 
+@pytest.mark.parametrize("soft", [False, True])
+def test_state_and_decay_gradients_on_meta_tensors(soft):
+    # u0 (N x F) and a per-feature decay kf (F) get gradients of their own shape through
+    # the registered backward; what is saved stays one input-sized tensor (h) plus them
+    x = torch.empty(4, 3, 8, 8, device="meta", requires_grad=True)
+    u0 = torch.empty(4, 64, device="meta", requires_grad=True)
+    kf = torch.empty(64, device="meta", requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        spikes, _, u_last = _ops.lif(x, u0, kf, 0.5, 1.0, 0.0, soft, 4.0, "arctan", False)
+    assert sorted(tuple(t.shape) for t in saved) == [(4, 3, 8, 8), (4, 64), (64,)]
+    gx, gu0, gk = torch.autograd.grad(
+        (spikes, u_last), (x, u0, kf), (torch.ones_like(spikes), torch.ones_like(u_last))
+    )
+    assert gx.shape == x.shape and gu0.shape == u0.shape and gk.shape == kf.shape
+
+
 def test_forward_on_fake_cuda_tensors():
     with FakeTensorMode():
         x = torch.empty(4, 3, 8, device="cuda", dtype=torch.bfloat16)
-        spikes, h = _ops.lif(x, 0.5, 1.0, 0.0, 4.0, "arctan", False)
+        spikes, h, u_last = _ops.lif(x, None, None, 0.5, 1.0, 0.0, False, 4.0, "arctan", False)
         assert spikes.device.type == "cuda" and spikes.shape == x.shape
+        assert u_last.shape == (4, 8) and u_last.dtype == torch.float32
 
 
 def test_ops_are_registered_with_schemas():
     schema = str(torch.ops.snetx_cuend.lif.default._schema)
     assert "float decay" in schema and "str sg" in schema and "bool detach" in schema
+    assert "Tensor? u0" in schema and "Tensor? kf" in schema and "bool soft" in schema
     assert "Tensor" in str(torch.ops.snetx_cuend.lif_backward.default._schema)
 
 
@@ -37,9 +58,12 @@ def test_opcheck_fake_and_autograd_registration_on_meta():
     # torch.library.opcheck's static checks need no device: run them on fake tensors
     with FakeTensorMode():
         x = torch.empty(2, 3, 5, device="cuda")
-        out = torch.ops.snetx_cuend.lif(x, 0.5, 1.0, 0.0, 4.0, "sigmoid", True)
-        g = torch.ops.snetx_cuend.lif_backward(out[1], out[0], 0.5, 1.0, 0.0, 4.0, "sigmoid", True)
-    assert g.shape == (2, 3, 5)
+        rule = (0.5, 1.0, 0.0, True, 4.0, "sigmoid", True)
+        out = torch.ops.snetx_cuend.lif(x, None, None, *rule)
+        g = torch.ops.snetx_cuend.lif_backward(
+            out[1], out[0], None, None, None, *rule, False, False
+        )
+    assert g[0].shape == (2, 3, 5) and g[1].shape == g[2].shape == (0,)
 
 
 @pytest.mark.parametrize(
@@ -77,17 +101,20 @@ def test_launch_passes_explicitly_typed_arguments(monkeypatch, dtype, scalar):
     )
     monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))
     x, h, s = (torch.zeros(3, 4, 5, dtype=dtype) for _ in range(3))
-    _ops._launch(x, _compile.forward_name(_ops.DTYPES[dtype]), (x, h, s), (0.5, 1.0, 0.0))
-    _ops._launch(x, _compile.forward_name(_ops.DTYPES[dtype]), (x, None, s), (0.5, 1.0, 0.0))
+    u_last = torch.zeros(3, 5)
+    name = _compile.forward_name(_ops.DTYPES[dtype])
+    _ops._launch(x, name, (x, h, s, None, u_last, None), (0.5, 1.0, 0.0))
+    _ops._launch(x, name, (x, None, s, None, None, None), (0.5, 1.0, 0.0))
     (io, name, grid, block, args), (*_, no_h) = calls
     assert no_h[1] == np.uint64(0) and type(no_h[1]) is np.uint64  # evaluation: h = nullptr
     assert io == _ops.DTYPES[dtype] and name.startswith("snetx::lif_forward<")
     assert block == (_ops.THREADS,) and grid == (1,)
-    assert [type(a) for a in args[:3]] == [np.uint64] * 3
-    assert args[0] == x.data_ptr() and args[2] == s.data_ptr()
-    assert [type(a) for a in args[3:6]] == [np.int64] * 3
-    assert (int(args[3]), int(args[4]), int(args[5])) == (15, 4, 5)  # N*F, T, F
-    assert [np.dtype(type(a)).name for a in args[6:]] == [scalar] * 3
+    assert [type(a) for a in args[:6]] == [np.uint64] * 6
+    assert args[0] == x.data_ptr() and args[2] == s.data_ptr() and args[4] == u_last.data_ptr()
+    assert args[3] == args[5] == 0  # no u0 (rest), no per-feature decay
+    assert [type(a) for a in args[6:9]] == [np.int64] * 3
+    assert (int(args[6]), int(args[7]), int(args[8])) == (15, 4, 5)  # N*F, T, F
+    assert [np.dtype(type(a)).name for a in args[9:]] == [scalar] * 3
 
 
 def test_kernels_are_compiled_once_and_looked_up_once(monkeypatch):
@@ -147,8 +174,8 @@ def test_torch_compile_fullgraph_traces_the_custom_op(monkeypatch):
     assert y.shape == x.shape and x.grad.shape == x.shape
     # training records the graph op (alpha, sg, detach reach it); evaluation the spikes-only op
     for requires_grad, call in (
-        (True, "lif.default(contiguous, 0.5, 1.0, -0.2, 3.0, 'arctan', False)"),
-        (False, "lif_spikes.default(contiguous, 0.5, 1.0, -0.2)"),
+        (True, "lif.default(contiguous, None, None, 0.5, 1.0, -0.2, False, 3.0, 'arctan', False)"),
+        (False, "lif_spikes.default(contiguous, None, None, 0.5, 1.0, -0.2, False)"),
     ):
         x = torch.empty(4, 8, 64, device="meta", requires_grad=requires_grad)
         explained = torch._dynamo.explain(f)(x)

@@ -2,18 +2,43 @@ r"""The fused LIF's kernel dispatch: one untraced forward (the host C++ kernel w
 applies, else eager torch ops), the traced form for ``torch.compile``, and the autograd
 Function whose backward is one reverse-time loop.
 
-The forward builds no autograd graph and saves one tensor, the charged potential ``h``
-(float32 or float64); evaluation (no graph to record) does not keep ``h`` at all.
+Every path takes the same :class:`Rule` (decay, threshold, reset, surrogate) and the same
+optional tensors: ``u0`` (the state to start from, ``N x F``; None is rest) and ``kf``
+(a learnable decay per feature, length ``F``; None is the rule's fixed decay). Each
+returns the spikes and the final state ``u_last``.
+
+The forward builds no autograd graph and saves the charged potential ``h`` (one tensor of
+the input's size, float32 or float64) plus the small ``u0`` and ``kf``; evaluation (no
+graph to record) does not keep ``h`` at all. The backward also gives the gradients of
+``u0`` and of ``kf`` (each neuron's share summed over the batch by torch, so the result
+has the same bits run to run).
 """
 
 import ctypes
+from typing import NamedTuple, Optional
 
 import torch
 
 from . import _host_kernel
 from . import surrogate as _sg
 
-__all__ = ["FusedLIF", "spikes_only", "records_graph"]
+__all__ = ["Rule", "FusedLIF", "forward_no_graph", "records_graph"]
+
+
+class Rule(NamedTuple):
+    """The validated constants of one call: ``decay = 1 / tau`` (ignored when a ``kf``
+    tensor is given), ``v_reset`` None for the soft reset (by subtraction)."""
+
+    decay: float
+    v_th: float
+    v_reset: Optional[float]
+    sg: type
+    alpha: float
+    detach: bool
+
+    @property
+    def soft(self):
+        return self.v_reset is None
 
 
 def _state_dtype(dtype):
@@ -34,79 +59,141 @@ def _chunks(x3):
     return [slice(f0, min(f0 + step, f)) for f0 in range(0, f, step)]
 
 
-def _forward_eager(x3, decay, v_th, v_reset, state, store_h=True):
-    """(h or None, spikes); without store_h, h lives in one step-sized scratch buffer."""
+def _reset(h, rule):
+    """u from h: the same expression as the forward's, so the backward rounds alike."""
+    fired = h >= rule.v_th
+    if rule.soft:
+        return torch.where(fired, h - rule.v_th, h)
+    return h.masked_fill(fired, rule.v_reset)
+
+
+# ---- eager torch ops ------------------------------------------------------------------
+
+
+def _forward_eager(x3, rule, u0, kf, state, store_h=True):
+    """(h or None, spikes, u_last) on ``N x T x F``; without store_h, h lives in one
+    step-sized scratch buffer."""
     n, T, f = x3.shape
-    h_all = torch.empty((n, T, f), dtype=state, device=x3.device) if store_h else None
-    spikes = torch.empty((n, T, f), dtype=x3.dtype, device=x3.device)
+    dev = x3.device
+    h_all = torch.empty((n, T, f), dtype=state, device=dev) if store_h else None
+    spikes = torch.empty((n, T, f), dtype=x3.dtype, device=dev)
+    u_last = torch.empty((n, f), dtype=state, device=dev)
     for cols in _chunks(x3):
-        u = None
+        u = None if u0 is None else u0[:, cols].to(state)
+        k = None if kf is None else kf[cols].to(state)
         if not store_h:
-            scratch = torch.empty((n, cols.stop - cols.start), dtype=state, device=x3.device)
+            scratch = torch.empty((n, cols.stop - cols.start), dtype=state, device=dev)
         for t in range(T):
             h = h_all[:, t, cols] if store_h else scratch
             s = spikes[:, t, cols]
             if u is None:
                 h.copy_(x3[:, t, cols])
+            elif k is None:
+                torch.add(x3[:, t, cols], u, alpha=rule.decay, out=h)
             else:
-                torch.add(x3[:, t, cols], u, alpha=decay, out=h)
-            torch.ge(h, v_th, out=s)  # float spikes: cheaper than a bool mask on CPU
-            # u = h (1 - s) + v_reset s
-            u = torch.addcmul(h, h, s, value=-1)  # exactly h or 0
-            if v_reset != 0.0:
-                u.add_(s, alpha=v_reset)  # exactly v_reset where fired
-    return h_all, spikes
+                torch.addcmul(x3[:, t, cols], u, k, out=h)
+            torch.ge(h, rule.v_th, out=s)  # float spikes: cheaper than a bool mask on CPU
+            if rule.soft:
+                u = torch.add(h, s, alpha=-rule.v_th)  # exactly h - v_th where fired
+            else:
+                u = torch.addcmul(h, h, s, value=-1)  # exactly h or 0
+                if rule.v_reset != 0.0:
+                    u.add_(s, alpha=rule.v_reset)  # exactly v_reset where fired
+        if T == 0 or u is None:
+            u_last[:, cols] = 0 if u0 is None else u0[:, cols]
+        else:
+            u_last[:, cols] = u
+    return h_all, spikes, u_last
 
 
-def _backward_eager(h_all, grad_s3, decay, v_th, v_reset, sg, alpha, detach):
+def _backward_eager(h_all, gs3, g_ulast, u0, kf, rule):
+    """(grad_x, grad_u0 or None, per-neuron dL/dk or None) on ``N x T x F``."""
     n, T, f = h_all.shape
     grad_x = torch.empty_like(h_all)
+    g_u0 = torch.empty((n, f), dtype=h_all.dtype, device=h_all.device) if u0 is not None else None
+    g_k = torch.empty((n, f), dtype=h_all.dtype, device=h_all.device) if kf is not None else None
     for cols in _chunks(h_all):
-        g_next = None
+        decay = rule.decay if kf is None else kf[cols].to(h_all.dtype)
+        g_u = None if g_ulast is None else g_ulast[:, cols].to(h_all.dtype)  # dL/du[t]
         for t in range(T - 1, -1, -1):
             h = h_all[:, t, cols]
-            z = h - v_th
-            sg_d = sg.derivative(z, alpha)
+            z = h - rule.v_th
+            sg_d = rule.sg.derivative(z, rule.alpha)
             g = grad_x[:, t, cols]
-            torch.mul(grad_s3[:, t, cols], sg_d, out=g)
-            if g_next is not None:
-                # g_h[t] += decay * g_h[t+1] * du/dh[t],  du/dh = (1 - s) [+ (v_reset - h) sg']
-                du = torch.lt(z, 0).to(h.dtype)
-                if not detach:
-                    du.addcmul_(torch.rsub(h, v_reset), sg_d)
-                g.addcmul_(g_next, du, value=decay)
-            g_next = g
-    return grad_x
+            torch.mul(gs3[:, t, cols], sg_d, out=g)
+            if g_u is not None:
+                # g_h[t] += g_u[t] * du/dh[t]
+                if rule.soft:
+                    du = torch.ones_like(h) if rule.detach else 1 - rule.v_th * sg_d
+                else:
+                    du = torch.lt(z, 0).to(h.dtype)  # 1 - s
+                    if not rule.detach:
+                        du.addcmul_(torch.rsub(h, rule.v_reset), sg_d)
+                g.addcmul_(g_u, du)
+            g_u = g * decay
+        if g_u0 is not None:
+            g_u0[:, cols] = g_u if g_u is not None else 0
+        if g_k is not None:
+            gx = grad_x[:, :, cols]
+            # dL/dk = sum_t g_h[t] u[t-1], u[t-1] recomputed from h[t-1] (u0 at t = 0)
+            acc = (gx[:, 1:] * _reset(h_all[:, :-1, cols], rule)).sum(1) if T > 1 else 0
+            first = gx[:, 0] * u0[:, cols].to(h_all.dtype) if u0 is not None and T else 0
+            g_k[:, cols] = acc + first
+    return grad_x, g_u0, g_k
 
 
-def _forward_traced(x, decay, v_th, v_reset, state):
+# ---- traced by torch.compile ----------------------------------------------------------
+
+
+def _decay_of(kf, rule, x3):
+    return rule.decay if kf is None else kf.to(_state_dtype(x3.dtype))
+
+
+def _forward_traced(x3, rule, u0, kf):
     # Dynamo cannot trace out= into views; Inductor fuses this out-of-place form anyway.
-    u = torch.zeros_like(x[:, 0], dtype=state)
+    state = _state_dtype(x3.dtype)
+    decay = _decay_of(kf, rule, x3)
+    u = torch.zeros_like(x3[:, 0], dtype=state) if u0 is None else u0.to(state)
     hs = []
-    for x_t in x.unbind(1):
+    for x_t in x3.unbind(1):
         h = x_t + u * decay
-        u = h.masked_fill(h >= v_th, v_reset)
+        u = _reset(h, rule)
         hs.append(h)
-    h_all = torch.stack(hs, 1)
-    return h_all, (h_all >= v_th).to(x.dtype)
+    h_all = torch.stack(hs, 1) if hs else x3.to(state)
+    return h_all, (h_all >= rule.v_th).to(x3.dtype), u
 
 
-def _backward_traced(h_all, grad_s, decay, v_th, v_reset, sg, alpha, detach):
-    z = h_all - v_th
-    sg_d = sg.derivative(z, alpha)
-    keep = (z < 0).to(h_all.dtype)
-    du_dh = keep if detach else keep + (v_reset - h_all) * sg_d
-    grad_h = grad_s.to(h_all.dtype) * sg_d
-    g = grad_h[:, -1]
-    gs = [g]
-    for t in range(h_all.shape[1] - 2, -1, -1):
-        g = grad_h[:, t] + g * du_dh[:, t] * decay
+def _backward_traced(h_all, gs3, g_ulast, u0, kf, rule):
+    decay = _decay_of(kf, rule, h_all)
+    z = h_all - rule.v_th
+    sg_d = rule.sg.derivative(z, rule.alpha)
+    if rule.soft:
+        du_dh = torch.ones_like(h_all) if rule.detach else 1 - rule.v_th * sg_d
+    else:
+        keep = (z < 0).to(h_all.dtype)
+        du_dh = keep if rule.detach else keep + (rule.v_reset - h_all) * sg_d
+    grad_h = gs3.to(h_all.dtype) * sg_d
+    g_u = torch.zeros_like(h_all[:, 0]) if g_ulast is None else g_ulast.to(h_all.dtype)
+    gs = []
+    for t in range(h_all.shape[1] - 1, -1, -1):
+        g = grad_h[:, t] + g_u * du_dh[:, t]
+        g_u = g * decay
         gs.append(g)
-    return torch.stack(gs[::-1], 1)
+    grad_x = torch.stack(gs[::-1], 1)
+    g_k = None
+    if kf is not None:
+        prev = _reset(h_all[:, :-1], rule)
+        g_k = (grad_x[:, 1:] * prev).sum(1)
+        if u0 is not None:
+            g_k = g_k + grad_x[:, 0] * u0.to(h_all.dtype)
+    return grad_x, (g_u if u0 is not None else None), g_k
+
+
+# ---- the host C++ kernel --------------------------------------------------------------
 
 
 def _ptr(t):
-    return ctypes.c_void_p(t.data_ptr())
+    return None if t is None else ctypes.c_void_p(t.data_ptr())
 
 
 def _use_host_kernel(x, sg):
@@ -118,96 +205,114 @@ def _use_host_kernel(x, sg):
     )
 
 
-def _forward_host(x, decay, v_th, v_reset, store_h=True):
-    """(h or None, spikes); without store_h the kernel writes the spikes only."""
-    x3 = x.reshape(x.shape[0], x.shape[1], -1).contiguous()
+def _suffix(dtype):
+    return "f32" if dtype == torch.float32 else "f64"
+
+
+def _small(t, dtype):
+    """An optional N x F (or F) tensor as the contiguous state-dtype buffer a kernel reads."""
+    return None if t is None else t.detach().to(dtype).contiguous()
+
+
+def _forward_host(x3, rule, u0, kf, store_h=True):
+    x3 = x3.contiguous()
+    n, T, f = x3.shape
     h_all = torch.empty_like(x3) if store_h else None
     spikes = torch.empty_like(x3)
-    n, T, f = x3.shape
-    fn = getattr(
-        _host_kernel.load(), "snetx_lif_forward_" + ("f32" if x.dtype == torch.float32 else "f64")
-    )
-    h_ptr = _ptr(h_all) if store_h else None
-    fn(_ptr(x3), h_ptr, _ptr(spikes), n, T, f, decay, v_th, v_reset, torch.get_num_threads())
-    return (h_all.view(x.shape) if store_h else None), spikes.view(x.shape)
-
-
-def _forward_untraced(x, decay, v_th, v_reset, sg, store_h=True):
-    """(h or None, spikes, whether the host kernel ran): the host C++ kernel where it
-    applies, else the eager fused ops."""
-    if _use_host_kernel(x, sg):
-        return (*_forward_host(x, decay, v_th, v_reset, store_h), True)
-    x3 = x.reshape(x.shape[0], x.shape[1], -1)
-    h_all, spikes = _forward_eager(x3, decay, v_th, v_reset, _state_dtype(x.dtype), store_h)
-    return (h_all.view(x.shape) if store_h else None), spikes.view(x.shape), False
-
-
-def _backward_host(h_all, grad_s, decay, v_th, v_reset, sg, alpha, detach):
-    gs = grad_s.to(h_all.dtype).contiguous()
-    grad_x = torch.empty_like(h_all)
-    n, T = h_all.shape[:2]
-    f = h_all.numel() // max(n * T, 1)
-    suffix = "f32" if h_all.dtype == torch.float32 else "f64"
-    fn = getattr(_host_kernel.load(), "snetx_lif_backward_" + suffix)
-    sg_id = _sg.SURROGATE_IDS[_sg.name_of(sg)]
-    status = fn(
-        _ptr(h_all),
-        _ptr(gs),
-        _ptr(grad_x),
-        n,
-        T,
-        f,
-        decay,
-        v_th,
-        v_reset,
-        alpha,
-        sg_id,
-        int(detach),
+    u_last = torch.empty((n, f), dtype=x3.dtype)
+    u0c, kfc = _small(u0, x3.dtype), _small(kf, x3.dtype)
+    fn = getattr(_host_kernel.load(), "snetx_lif_forward_" + _suffix(x3.dtype))
+    fn(
+        *(_ptr(x3), _ptr(h_all), _ptr(spikes), _ptr(u0c), _ptr(u_last), _ptr(kfc)),
+        *(n, T, f, rule.decay, rule.v_th, 0.0 if rule.soft else rule.v_reset),
+        int(rule.soft),
         torch.get_num_threads(),
+    )
+    return h_all, spikes, u_last
+
+
+def _backward_host(h_all, gs3, g_ulast, u0, kf, rule):
+    n, T, f = h_all.shape
+    dtype = h_all.dtype
+    gs = gs3.to(dtype).contiguous()
+    grad_x = torch.empty_like(h_all)
+    g_u0 = torch.empty((n, f), dtype=dtype) if u0 is not None else None
+    g_k = torch.empty((n, f), dtype=dtype) if kf is not None else None
+    gul, u0c, kfc = _small(g_ulast, dtype), _small(u0, dtype), _small(kf, dtype)
+    sg_id = _sg.SURROGATE_IDS[_sg.name_of(rule.sg)]
+    fn = getattr(_host_kernel.load(), "snetx_lif_backward_" + _suffix(dtype))
+    status = fn(
+        *(_ptr(h_all), _ptr(gs), _ptr(grad_x), _ptr(gul), _ptr(u0c), _ptr(kfc)),
+        *(_ptr(g_u0), _ptr(g_k), n, T, f, rule.decay, rule.v_th),
+        0.0 if rule.soft else rule.v_reset,
+        *(rule.alpha, sg_id, int(rule.detach), int(rule.soft), torch.get_num_threads()),
     )
     if status != 0:  # pragma: no cover - ids come from the registry
         raise RuntimeError(f"CPU LIF kernel rejected surrogate id {sg_id}")
-    return grad_x
+    return grad_x, g_u0, g_k
+
+
+# ---- dispatch -------------------------------------------------------------------------
+
+
+def _flat(x):
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _forward_untraced(x3, rule, u0, kf, store_h=True):
+    """(h or None, spikes, u_last, whether the host kernel ran)."""
+    if _use_host_kernel(x3, rule.sg):
+        return (*_forward_host(x3, rule, u0, kf, store_h), True)
+    return (*_forward_eager(x3, rule, u0, kf, _state_dtype(x3.dtype), store_h), False)
 
 
 class FusedLIF(torch.autograd.Function):
-    """``apply(x, tau, v_th, v_reset, sg, alpha, detach)`` -> spikes; see the module doc."""
+    """``apply(x, u0, kf, rule)`` -> (spikes, u_last); see the module doc. ``x`` is
+    ``N x T x ...``, ``u0`` None or ``N x F``, ``kf`` None or a length-``F`` decay."""
 
     @staticmethod
-    def forward(ctx, x, tau, v_th, v_reset, sg, alpha, detach):
-        decay = 1.0 / tau
+    def forward(ctx, x, u0, kf, rule):
+        ctx.set_materialize_grads(False)  # an unused u_last passes None, not zeros
+        x3 = _flat(x)
         if torch.compiler.is_compiling():
-            h_all, spikes = _forward_traced(x, decay, v_th, v_reset, _state_dtype(x.dtype))
+            h_all, spikes, u_last = _forward_traced(x3, rule, u0, kf)
             ctx.host = False
         else:
-            h_all, spikes, ctx.host = _forward_untraced(x, decay, v_th, v_reset, sg)
-        ctx.save_for_backward(h_all)  # the only tensor kept for backward
-        ctx.params = (decay, v_th, v_reset, sg, alpha, detach)
-        return spikes
+            h_all, spikes, u_last, ctx.host = _forward_untraced(x3, rule, u0, kf)
+        ctx.save_for_backward(h_all, u0, kf)  # h: the only tensor of the input's size
+        ctx.rule, ctx.shape = rule, x.shape
+        return spikes.view(x.shape), u_last
 
     @staticmethod
-    def backward(ctx, grad_s):
-        (h_all,) = ctx.saved_tensors
+    def backward(ctx, grad_s, grad_ulast):
+        h_all, u0, kf = ctx.saved_tensors
+        rule = ctx.rule
+        if grad_s is None:
+            grad_s = torch.zeros(ctx.shape, dtype=h_all.dtype, device=h_all.device)
+        gs3 = _flat(grad_s)
         if torch.compiler.is_compiling():
-            grad_x = _backward_traced(h_all, grad_s, *ctx.params)
+            gx, g_u0, g_k = _backward_traced(h_all, gs3, grad_ulast, u0, kf, rule)
         elif ctx.host:
-            grad_x = _backward_host(h_all, grad_s, *ctx.params)
+            gx, g_u0, g_k = _backward_host(h_all, gs3, grad_ulast, u0, kf, rule)
         else:
-            shape = h_all.shape
-            grad_x = _backward_eager(
-                h_all.view(shape[0], shape[1], -1),
-                grad_s.reshape(shape[0], shape[1], -1),
-                *ctx.params,
-            ).view(shape)
-        return grad_x.to(grad_s.dtype), None, None, None, None, None, None
+            gx, g_u0, g_k = _backward_eager(h_all, gs3, grad_ulast, u0, kf, rule)
+        grad_kf = None
+        if kf is not None and ctx.needs_input_grad[2]:
+            grad_kf = g_k.sum(0).to(kf.dtype)  # torch's reduction: the same bits every run
+        grad_u0 = g_u0.to(u0.dtype) if u0 is not None and ctx.needs_input_grad[1] else None
+        return gx.view(ctx.shape).to(grad_s.dtype), grad_u0, grad_kf, None
 
 
-def records_graph(x):
-    return (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_compiling()
+def records_graph(x, *tensors):
+    grads = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, *tensors)
+    )
+    return grads or torch.compiler.is_compiling()
 
 
-def spikes_only(x, tau, v_th, v_reset, sg):
-    """Forward when no graph is recorded (evaluation, ``torch.no_grad``): nothing is saved,
-    so h is not kept (the host kernel does not write it; the eager path reuses one
-    step's buffer)."""
-    return _forward_untraced(x, 1.0 / tau, v_th, v_reset, sg, store_h=False)[1]
+def forward_no_graph(x, rule, u0=None, kf=None):
+    """(spikes, u_last) when no graph is recorded (evaluation, ``torch.no_grad``): nothing
+    is saved, so h is not kept (the host kernel does not write it; the eager path reuses
+    one step's buffer)."""
+    _, spikes, u_last, _ = _forward_untraced(_flat(x), rule, u0, kf, store_h=False)
+    return spikes.view(x.shape), u_last

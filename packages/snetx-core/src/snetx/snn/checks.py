@@ -10,17 +10,19 @@ __all__ = ["check_params", "check_alpha", "resolve_alpha", "describe_alpha", "ch
 
 
 def check_params(tau, v_th, v_reset):
-    """Validate the neuron's constants; return them as floats."""
-    for name, value in (("tau", tau), ("v_th", v_th), ("v_reset", v_reset)):
+    """Validate the neuron's constants; return them as floats (``v_reset`` None: the soft
+    reset, by subtraction)."""
+    named = [("tau", tau), ("v_th", v_th)] + ([] if v_reset is None else [("v_reset", v_reset)])
+    for name, value in named:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name} must be a real number, got {value!r}")
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value!r}")
     if tau < 1:
         raise ValueError(f"tau must be >= 1 (1 means no leak, i.e. IF), got {tau!r}")
-    if not v_reset < v_th:
+    if v_reset is not None and not v_reset < v_th:
         raise ValueError(f"v_reset must be < v_th, got v_reset={v_reset!r}, v_th={v_th!r}")
-    return float(tau), float(v_th), float(v_reset)
+    return float(tau), float(v_th), (None if v_reset is None else float(v_reset))
 
 
 def check_alpha(alpha):

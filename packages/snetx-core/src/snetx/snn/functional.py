@@ -10,13 +10,16 @@ import torch
 
 from . import _host_kernel
 from . import surrogate as _sg
-from ._fused import FusedLIF, records_graph, spikes_only
+from ._fused import FusedLIF, Rule, forward_no_graph, records_graph
 from .checks import check_alpha, check_input, check_params, describe_alpha, resolve_alpha
 
 __all__ = [
     "lif",
     "lif_loop",
     "run",
+    "run_state",
+    "reset_net",
+    "feature_decay",
     "FusedLIF",
     "set_cpu_kernel",
     "check_params",
@@ -27,39 +30,109 @@ __all__ = [
 ]
 
 
-def lif_loop(x, tau, v_th, v_reset, sg, alpha, detach):
+def _decay_view(k, x_t):
+    """k (0-dim, or C values along dim 1 of a step ``N x C x ...``) shaped to broadcast."""
+    return k if k.dim() == 0 else k.view(-1, *([1] * (x_t.dim() - 2)))
+
+
+def lif_loop(x, tau, v_th, v_reset, sg, alpha, detach, *, u0=None, k=None, return_state=False):
     """The plain autograd loop of the LIF equations (docs/specification.md); used for
-    surrogates without ``derivative``."""
-    u = torch.zeros_like(x[:, 0])
+    surrogates without ``derivative``. ``v_reset=None`` resets by subtraction; ``k`` (a
+    tensor: 0-dim, or one value per channel of dim 2) replaces the decay ``1/tau``."""
+    u = torch.zeros_like(x[:, 0]) if u0 is None else u0
     spikes = []
     for x_t in x.unbind(1):
-        h = u / tau + x_t
+        h = (u * _decay_view(k, x_t) if k is not None else u / tau) + x_t
         s = sg.apply(h - v_th, alpha)
         r = s.detach() if detach else s
-        u = h * (1 - r) + v_reset * r
+        u = h - v_th * r if v_reset is None else h * (1 - r) + v_reset * r
         spikes.append(s)
-    return torch.stack(spikes, dim=1)
+    out = torch.stack(spikes, dim=1)
+    return (out, u) if return_state else out
+
+
+def feature_decay(k, x):
+    """A learnable decay ``k`` (0-dim, or ``C`` values along dim 2 of ``x``) as one value
+    per feature of ``x[:, 0]`` (flattened), the form every kernel reads. Built with
+    ``expand`` so that its backward is a plain sum."""
+    features = x[0, 0].numel()
+    if k.dim() == 0:
+        return k.expand(features)
+    channels = k.shape[0]
+    if x.dim() < 3 or x.shape[2] != channels:
+        raise ValueError(
+            f"PLIF(channels={channels}) expects N x T x {channels} x ..., "
+            f"got shape {tuple(x.shape)}"
+        )
+    return k.view(channels, 1).expand(channels, features // channels).reshape(features)
+
+
+def step_shape(x):
+    """The shape of one time step of ``x`` (``N x ...``), also for T = 0."""
+    return (x.shape[0], *x.shape[2:])
+
+
+def _check_state(u0, x):
+    if u0 is None:
+        return None
+    if not isinstance(u0, torch.Tensor):
+        raise TypeError(f"u0 must be a tensor or None, got {type(u0).__name__}")
+    if tuple(u0.shape) != step_shape(x):
+        raise ValueError(
+            f"u0 has shape {tuple(u0.shape)}, but the input's N x ... is {step_shape(x)}"
+        )
+    return u0
+
+
+def run_state(x, tau, v_th, v_reset, sg, alpha, detach, fused, u0=None, k=None):
+    """(spikes, u_last): the single dispatch point, on validated arguments (``alpha`` a
+    number, ``v_reset`` None for the soft reset, ``k`` None or a learnable decay): the
+    fused path, or the plain loop for a surrogate without ``derivative`` (``fused =
+    surrogate.has_derivative(sg)``, decided once, outside any compiled region)."""
+    check_input(x)
+    u0 = _check_state(u0, x)
+    if x.numel() == 0:  # N = 0 or T = 0 (or an empty feature dim): empty spikes, like torch ops
+        state_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        rest = torch.zeros(step_shape(x), dtype=state_dtype, device=x.device)
+        return x.mul(0), (u0 if u0 is not None else rest)
+    if not fused:
+        return lif_loop(x, tau, v_th, v_reset, sg, alpha, detach, u0=u0, k=k, return_state=True)
+    n = x.shape[0]
+    kf = None if k is None else feature_decay(k, x)
+    u0f = None if u0 is None else u0.reshape(n, -1)
+    rule = Rule(1.0 / tau, v_th, v_reset, sg, alpha, detach)
+    if records_graph(x, u0f, kf):
+        spikes, u_last = FusedLIF.apply(x, u0f, kf, rule)
+    else:
+        spikes, u_last = forward_no_graph(x, rule, u0f, kf)
+    return spikes, u_last.view(step_shape(x))
 
 
 def run(x, tau, v_th, v_reset, sg, alpha, detach, fused):
-    """The single dispatch point, on validated arguments (``alpha`` a number):
-    the fused path, or the plain loop for a surrogate without ``derivative``
-    (``fused = surrogate.has_derivative(sg)``, decided once, outside any compiled region)."""
-    check_input(x)
-    if x.numel() == 0:  # N = 0 or T = 0 (or an empty feature dim): empty spikes, like torch ops
-        return x.mul(0)
-    if fused:
-        if records_graph(x):
-            return FusedLIF.apply(x, tau, v_th, v_reset, sg, alpha, detach)
-        return spikes_only(x, tau, v_th, v_reset, sg)
-    return lif_loop(x, tau, v_th, v_reset, sg, alpha, detach)
+    """Spikes of :func:`run_state` from rest (the original dispatch point)."""
+    return run_state(x, tau, v_th, v_reset, sg, alpha, detach, fused)[0]
 
 
-def lif(x, tau=2.0, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False):
+def lif(
+    x,
+    tau=2.0,
+    v_th=1.0,
+    v_reset=0.0,
+    sg="arctan",
+    alpha=4.0,
+    detach=False,
+    *,
+    u0=None,
+    return_state=False,
+):
     r"""Multi-step LIF on ``x`` of shape ``N x T x ...``; returns spikes of the same shape.
 
     See :class:`snetx.snn.neuron.LIF` for the equations. ``sg`` is a surrogate name or
-    Function, ``alpha`` a number or zero-argument callable (read once here).
+    Function, ``alpha`` a number or zero-argument callable (read once here);
+    ``v_reset=None`` resets by subtraction. ``u0`` (shape ``x[:, 0].shape``) is the state
+    to start from (None: rest); with ``return_state=True`` the result is
+    ``(spikes, u_last)``, the state after the last step, which the next chunk of the
+    sequence can start from: gradients flow through it.
 
     Example::
 
@@ -67,11 +140,28 @@ def lif(x, tau=2.0, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False)
         >>> from snetx.snn.functional import lif
         >>> lif(torch.tensor([[0.6, 0.6, 0.6, 1.2]]).unsqueeze(-1), tau=2.0).flatten().tolist()
         [0.0, 0.0, 1.0, 1.0]
+        >>> x = torch.tensor([[0.6, 0.6, 0.6, 1.2]]).unsqueeze(-1)
+        >>> s1, u = lif(x[:, :2], return_state=True)            # the first two steps ...
+        >>> s2 = lif(x[:, 2:], u0=u)                             # ... then the rest
+        >>> torch.cat([s1, s2], 1).flatten().tolist()
+        [0.0, 0.0, 1.0, 1.0]
     """
     tau, v_th, v_reset = check_params(tau, v_th, v_reset)
     sg = _sg.get(sg)
     alpha = resolve_alpha(check_alpha(alpha))
-    return run(x, tau, v_th, v_reset, sg, alpha, bool(detach), _sg.has_derivative(sg))
+    spikes, u_last = run_state(
+        x, tau, v_th, v_reset, sg, alpha, bool(detach), _sg.has_derivative(sg), u0=u0
+    )
+    return (spikes, u_last) if return_state else spikes
+
+
+def reset_net(module: torch.nn.Module) -> None:
+    """Return every stateful neuron in ``module`` (itself included) to rest: call it
+    between independent sequences (samples of a stream)."""
+    for m in module.modules():
+        reset = getattr(m, "reset", None)
+        if getattr(m, "is_spiking_neuron", False) and callable(reset):
+            reset()
 
 
 def set_cpu_kernel(mode: str) -> None:

@@ -54,18 +54,29 @@ def source() -> str:
     return _expand(CSRC / KERNEL_FILE, set())
 
 
-def forward_name(io: str) -> str:
-    return f"snetx::lif_forward<{IO_TYPES[io]}>"
+def _b(flag: bool) -> str:
+    return "true" if flag else "false"
 
 
-def backward_name(io: str, sg: str, detach: bool) -> str:
+def forward_name(io: str, soft: bool = False) -> str:
+    return f"snetx::lif_forward<{IO_TYPES[io]}, {_b(soft)}>"
+
+
+def backward_name(io: str, sg: str, detach: bool, soft: bool = False) -> str:
     sg_id = SURROGATE_IDS[sg]
-    return f"snetx::lif_backward<{IO_TYPES[io]}, {sg_id}, {'true' if detach else 'false'}>"
+    return f"snetx::lif_backward<{IO_TYPES[io]}, {sg_id}, {_b(detach)}, {_b(soft)}>"
 
 
 def name_expressions(io: str):
-    names = [forward_name(io)]
-    names += [backward_name(io, sg, d) for sg in REGISTERED_SG_FUNCLIST for d in (False, True)]
+    """Every kernel instantiation of one I/O type: 2 forwards (hard, soft reset) and
+    2 x 2 x 6 backwards (reset x detach x surrogate)."""
+    names = [forward_name(io, soft) for soft in (False, True)]
+    names += [
+        backward_name(io, sg, d, soft)
+        for soft in (False, True)
+        for sg in REGISTERED_SG_FUNCLIST
+        for d in (False, True)
+    ]
     return names
 
 

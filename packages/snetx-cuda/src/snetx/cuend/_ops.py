@@ -2,7 +2,8 @@
 with fake implementations and registered autograd, so ``torch.compile(fullgraph=True)``
 traces through them without a graph break."""
 
-from typing import Tuple
+import math
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -50,79 +51,150 @@ def _cupy_stream(cupy, torch_stream):
     return cupy.cuda.ExternalStream(torch_stream.cuda_stream, torch_stream.device.index)
 
 
+def _state(x):
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _features(x):
+    return math.prod(x.shape[2:])
+
+
+def _small(t, x):
+    """An optional state-sized tensor as the contiguous state-dtype buffer a kernel reads."""
+    return None if t is None else t.to(_state(x)).contiguous()
+
+
 @torch.library.custom_op("snetx_cuend::lif", mutates_args=())
 def lif(
-    x: torch.Tensor, decay: float, v_th: float, v_reset: float, alpha: float, sg: str, detach: bool
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(spikes, h) of the contiguous ``N x T x ...`` CUDA tensor x; alpha, sg and detach
-    are used by the registered backward."""
+    x: torch.Tensor,
+    u0: Optional[torch.Tensor],
+    kf: Optional[torch.Tensor],
+    decay: float,
+    v_th: float,
+    v_reset: float,
+    soft: bool,
+    alpha: float,
+    sg: str,
+    detach: bool,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(spikes, h, u_last) of the contiguous ``N x T x ...`` CUDA tensor x, starting from
+    ``u0`` (``N x F`` state, or None: rest), with the per-feature decay ``kf`` (length
+    ``F``, or None: ``decay``) and the soft reset when ``soft``; alpha, sg and detach are
+    used by the registered backward."""
     x = x.contiguous()  # the kernels index N x T x F densely, whatever a compiler passes
     spikes, h = torch.empty_like(x), torch.empty_like(x)
+    u_last = torch.empty((x.shape[0], _features(x)), dtype=_state(x), device=x.device)
     if x.numel():
         io = DTYPES[x.dtype]
-        _launch(x, _compile.forward_name(io), (x, h, spikes), (decay, v_th, v_reset))
-    return spikes, h
+        pointers = (x, h, spikes, _small(u0, x), u_last, _small(kf, x))
+        _launch(x, _compile.forward_name(io, soft), pointers, (decay, v_th, v_reset))
+    return spikes, h, u_last
 
 
 @lif.register_fake
-def _(x, decay, v_th, v_reset, alpha, sg, detach):
-    return torch.empty_like(x), torch.empty_like(x)
+def _(x, u0, kf, decay, v_th, v_reset, soft, alpha, sg, detach):
+    u_last = x.new_empty((x.shape[0], _features(x)), dtype=_state(x))
+    return torch.empty_like(x), torch.empty_like(x), u_last
 
 
 @torch.library.custom_op("snetx_cuend::lif_spikes", mutates_args=())
-def lif_spikes(x: torch.Tensor, decay: float, v_th: float, v_reset: float) -> torch.Tensor:
-    """Spikes only, for a forward that records no graph: the kernel writes no h (2 of the
-    3 elements of traffic per element)."""
+def lif_spikes(
+    x: torch.Tensor,
+    u0: Optional[torch.Tensor],
+    kf: Optional[torch.Tensor],
+    decay: float,
+    v_th: float,
+    v_reset: float,
+    soft: bool,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(spikes, u_last) for a forward that records no graph: the kernel writes no h (2 of
+    the 3 elements of traffic per element)."""
     x = x.contiguous()
     spikes = torch.empty_like(x)
+    u_last = torch.empty((x.shape[0], _features(x)), dtype=_state(x), device=x.device)
     if x.numel():
         io = DTYPES[x.dtype]
-        _launch(x, _compile.forward_name(io), (x, None, spikes), (decay, v_th, v_reset))
-    return spikes
+        pointers = (x, None, spikes, _small(u0, x), u_last, _small(kf, x))
+        _launch(x, _compile.forward_name(io, soft), pointers, (decay, v_th, v_reset))
+    return spikes, u_last
 
 
 @lif_spikes.register_fake
-def _(x, decay, v_th, v_reset):
-    return torch.empty_like(x)
+def _(x, u0, kf, decay, v_th, v_reset, soft):
+    return torch.empty_like(x), x.new_empty((x.shape[0], _features(x)), dtype=_state(x))
 
 
 @torch.library.custom_op("snetx_cuend::lif_backward", mutates_args=())
 def lif_backward(
     h: torch.Tensor,
     grad_s: torch.Tensor,
+    grad_ulast: Optional[torch.Tensor],
+    u0: Optional[torch.Tensor],
+    kf: Optional[torch.Tensor],
     decay: float,
     v_th: float,
     v_reset: float,
+    soft: bool,
     alpha: float,
     sg: str,
     detach: bool,
-) -> torch.Tensor:
-    """grad_x of the LIF backward (docs/specification.md) from the saved h and the
-    spikes' gradient (same dtype as h)."""
+    want_u0: bool,
+    want_k: bool,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(grad_x, grad_u0, grad_kf) of the LIF backward (docs/specification.md) from the
+    saved h, the spikes' gradient and the gradient reaching the final state. grad_u0 is
+    ``N x F`` when ``want_u0`` (else empty); grad_kf sums each neuron's dL/dk over the
+    batch with torch (the same bits every run) when ``want_k`` (else empty)."""
     h = h.contiguous()
     gs = grad_s.to(h.dtype).contiguous()  # referenced until the launch is queued
     gx = torch.empty_like(h)
+    nf = (h.shape[0], _features(h))
+    g_u0 = torch.empty(nf, dtype=_state(h), device=h.device) if want_u0 else None
+    g_k = torch.empty(nf, dtype=_state(h), device=h.device) if want_k else None
     if h.numel():
         io = DTYPES[h.dtype]
+        pointers = (h, gs, gx, _small(grad_ulast, h), _small(u0, h), _small(kf, h), g_u0, g_k)
         _launch(
-            h, _compile.backward_name(io, sg, detach), (h, gs, gx), (decay, v_th, v_reset, alpha)
+            h,
+            _compile.backward_name(io, sg, detach, soft),
+            pointers,
+            (decay, v_th, v_reset, alpha),
         )
-    return gx
+    empty = h.new_empty((0,), dtype=_state(h))
+    grad_kf = g_k.sum(0) if want_k else empty
+    return gx, (g_u0 if want_u0 else empty), grad_kf
 
 
 @lif_backward.register_fake
-def _(h, grad_s, decay, v_th, v_reset, alpha, sg, detach):
-    return torch.empty_like(h)
+def _(
+    h, grad_s, grad_ulast, u0, kf, decay, v_th, v_reset, soft, alpha, sg, detach, want_u0, want_k
+):
+    nf = (h.shape[0], _features(h))
+    g_u0 = h.new_empty(nf if want_u0 else (0,), dtype=_state(h))
+    g_k = h.new_empty((nf[1],) if want_k else (0,), dtype=_state(h))
+    return torch.empty_like(h), g_u0, g_k
 
 
 def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(output[1])  # h only; spikes are recomputed from it
-    ctx.params = inputs[1:]
+    x, u0, kf = inputs[:3]
+    ctx.save_for_backward(output[1], u0, kf)  # h (the only input-sized tensor), u0, kf
+    ctx.params = inputs[3:]
+    ctx.dtypes = (None if u0 is None else u0.dtype, None if kf is None else kf.dtype)
 
 
-def _backward(ctx, grad_s, grad_h):
-    (h,) = ctx.saved_tensors
-    return (lif_backward(h, grad_s, *ctx.params), None, None, None, None, None, None)
+def _backward(ctx, grad_s, grad_h, grad_ulast):
+    h, u0, kf = ctx.saved_tensors
+    want_u0 = u0 is not None and ctx.needs_input_grad[1]
+    want_k = kf is not None and ctx.needs_input_grad[2]
+    if grad_s is None:
+        grad_s = torch.zeros_like(h)
+    gx, g_u0, g_kf = lif_backward(h, grad_s, grad_ulast, u0, kf, *ctx.params, want_u0, want_k)
+    return (
+        gx,
+        g_u0.to(ctx.dtypes[0]) if want_u0 else None,
+        g_kf.to(ctx.dtypes[1]) if want_k else None,
+        *([None] * len(ctx.params)),
+    )
 
 
 torch.library.register_autograd("snetx_cuend::lif", _backward, setup_context=_setup_context)

@@ -2,12 +2,13 @@ r"""snetx.cuend.neuron: the LIF of :mod:`snetx.snn.neuron` as fused CUDA kernels
 
 import torch
 from snetx.snn import checks as F
+from snetx.snn import functional
 from snetx.snn import neuron as _neuron
 from snetx.snn import surrogate as _sg
 
 from . import _ops
 
-__all__ = ["LIF", "IF", "REGISTERED_SG_FUNCLIST", "lif"]
+__all__ = ["LIF", "IF", "PLIF", "REGISTERED_SG_FUNCLIST", "lif"]
 
 REGISTERED_SG_FUNCLIST = _sg.REGISTERED_SG_FUNCLIST
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -42,30 +43,47 @@ def _runtime_check():
     _runtime.require()
 
 
-def lif(x, tau=2.0, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False):
-    """Functional form of :class:`LIF` (validates its arguments)."""
+def lif(
+    x,
+    tau=2.0,
+    v_th=1.0,
+    v_reset=0.0,
+    sg="arctan",
+    alpha=4.0,
+    detach=False,
+    *,
+    u0=None,
+    return_state=False,
+):
+    """Functional form of :class:`LIF` (validates its arguments); ``u0`` and
+    ``return_state`` as :func:`snetx.snn.functional.lif`."""
     tau, v_th, v_reset = F.check_params(tau, v_th, v_reset)
-    return _run(
-        x,
-        1.0 / tau,
-        v_th,
-        v_reset,
-        _sg_name(sg),
-        F.resolve_alpha(F.check_alpha(alpha)),
-        bool(detach),
-    )
+    alpha = F.resolve_alpha(F.check_alpha(alpha))
+    spikes, u_last = _run(x, tau, v_th, v_reset, _sg_name(sg), alpha, bool(detach), u0, None)
+    return (spikes, u_last) if return_state else spikes
 
 
-def _run(x, decay, v_th, v_reset, sg, alpha, detach):
+def _run(x, tau, v_th, v_reset, sg, alpha, detach, u0, k):
+    """(spikes, u_last) from the state u0 (None: rest) with the learnable decay k (None:
+    1 / tau)."""
     check_cuda_input(x)
+    u0 = functional._check_state(u0, x)
+    shape = functional.step_shape(x)
     if x.numel() == 0:  # nothing to launch: empty spikes, like torch ops
-        return x.mul(0)
+        state = torch.float64 if x.dtype == torch.float64 else torch.float32
+        rest = torch.zeros(shape, dtype=state, device=x.device)
+        return x.mul(0), (u0 if u0 is not None else rest)
     if not torch.compiler.is_compiling():
         _runtime_check()
-    if torch.is_grad_enabled() and x.requires_grad:
-        spikes, _ = _ops.lif(x.contiguous(), decay, v_th, v_reset, alpha, sg, detach)
-        return spikes
-    return _ops.lif_spikes(x.contiguous(), decay, v_th, v_reset)  # evaluation: no h
+    kf = None if k is None else functional.feature_decay(k, x)
+    u0f = None if u0 is None else u0.reshape(x.shape[0], -1)
+    soft = v_reset is None
+    rule = (1.0 / tau, v_th, 0.0 if soft else v_reset, soft)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, u0f, kf)):
+        spikes, _, u_last = _ops.lif(x.contiguous(), u0f, kf, *rule, alpha, sg, detach)
+    else:  # evaluation: no h
+        spikes, u_last = _ops.lif_spikes(x.contiguous(), u0f, kf, *rule)
+    return spikes, u_last.view(shape)
 
 
 class LIF(_neuron.LIF):
@@ -93,12 +111,34 @@ class LIF(_neuron.LIF):
     def _resolve_sg(self, sg):
         return _sg_name(sg)
 
-    def _run(self, x, alpha):
-        return _run(x, 1.0 / self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach)
+    def _run(self, x, alpha, u0):
+        return _run(
+            x, self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach, u0, self._k()
+        )
 
 
 class IF(LIF):
     """:class:`LIF` with ``tau = 1`` (no leak)."""
 
-    def __init__(self, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False):
-        super().__init__(1.0, v_th, v_reset, sg, alpha, detach)
+    def __init__(self, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False, stateful=False):
+        super().__init__(1.0, v_th, v_reset, sg, alpha, detach, stateful)
+
+
+class PLIF(LIF, _neuron.PLIF):
+    """:class:`snetx.snn.neuron.PLIF` (a learnable time constant) as fused CUDA kernels:
+    the same arguments, parameter ``w`` and gradients; the decay's gradient is each
+    neuron's share, summed by torch over the batch and the channel (the same bits every
+    run)."""
+
+    def __init__(
+        self,
+        tau=2.0,
+        v_th=1.0,
+        v_reset=0.0,
+        sg="arctan",
+        alpha=4.0,
+        detach=False,
+        stateful=False,
+        channels=None,
+    ):
+        _neuron.PLIF.__init__(self, tau, v_th, v_reset, sg, alpha, detach, stateful, channels)

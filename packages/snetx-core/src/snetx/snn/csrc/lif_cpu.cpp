@@ -29,76 +29,129 @@ void advise_huge_pages(void* p, int64_t bytes) {
 #endif
 }
 
-// Runs body(o0, len, state) for every block of up to kBlock neurons: o0 is the
-// block's offset at t = 0 (step t adds t * F), state a zero-filled array the block keeps
-// across time. Blocks are spread over the threads.
-template <typename S, typename Body>
-void for_each_block(int64_t N, int64_t T, int64_t F, int threads, const Body& body) {
+// Runs body(n, f0, len) for every block of up to kBlock neurons of one sample n (features
+// f0 .. f0+len-1; step t of neuron f is at (n * T + t) * F + f). Blocks are spread over the
+// threads.
+template <typename Body>
+void for_each_block(int64_t N, int64_t F, int threads, const Body& body) {
     const int64_t blocks = (F + kBlock - 1) / kBlock;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
     for (int64_t n = 0; n < N; ++n) {
         for (int64_t b = 0; b < blocks; ++b) {
             const int64_t f0 = b * kBlock, len = (F - f0 < kBlock) ? F - f0 : kBlock;
-            S state[kBlock];
-            for (int64_t i = 0; i < len; ++i) state[i] = S(0);
-            body(n * T * F + f0, len, state);
+            body(n, f0, len);
         }
     }
 }
 
-// STORE_H is false for a forward whose h nobody will read (no graph is recorded): one
-// output stream less.
-template <typename S, bool STORE_H>
-void forward(const S* x, S* h, S* s, int64_t N, int64_t T, int64_t F, S decay, S v_th,
-             S v_reset, int threads) {
-    if (STORE_H) advise_huge_pages(h, N * T * F * int64_t(sizeof(S)));
-    advise_huge_pages(s, N * T * F * int64_t(sizeof(S)));
-    for_each_block<S>(N, T, F, threads, [=](int64_t o0, int64_t len, S* u) {
-        for (int64_t t = 0; t < T; ++t) {
-            const int64_t o = o0 + t * F;
+// Optional tensors are null when absent: h (no graph to feed), u0 (start from rest),
+// u_last (final state not wanted), k (one decay for all; else one per feature, length F).
+template <typename S>
+struct Forward {
+    const S* x;
+    S* h;
+    S* s;
+    const S* u0;
+    S* u_last;
+    const S* k;
+    int64_t N, T, F;
+    S decay, v_th, v_reset;
+    int threads;
+};
+
+template <typename S, bool SOFT, bool STORE_H>
+void forward(const Forward<S> a) {
+    if (STORE_H) advise_huge_pages(a.h, a.N * a.T * a.F * int64_t(sizeof(S)));
+    advise_huge_pages(a.s, a.N * a.T * a.F * int64_t(sizeof(S)));
+    for_each_block(a.N, a.F, a.threads, [=](int64_t n, int64_t f0, int64_t len) {
+        S u[kBlock], decay[kBlock];
+        for (int64_t i = 0; i < len; ++i) {
+            u[i] = a.u0 ? a.u0[n * a.F + f0 + i] : S(0);
+            decay[i] = a.k ? a.k[f0 + i] : a.decay;
+        }
+        for (int64_t t = 0; t < a.T; ++t) {
+            const int64_t o = (n * a.T + t) * a.F + f0;
             for (int64_t i = 0; i < len; ++i) {
                 S spike;
-                const S hv = snetx::lif_step<S>(u[i], x[o + i], decay, v_th, v_reset, spike);
-                if (STORE_H) h[o + i] = hv;
-                s[o + i] = spike;
+                const S hv = snetx::lif_step<SOFT, S>(u[i], a.x[o + i], decay[i], a.v_th,
+                                                      a.v_reset, spike);
+                if (STORE_H) a.h[o + i] = hv;
+                a.s[o + i] = spike;
             }
         }
+        if (a.u_last)
+            for (int64_t i = 0; i < len; ++i) a.u_last[n * a.F + f0 + i] = u[i];
     });
 }
 
-// h may be null: then only the spikes are written.
+// Optional: g_ulast (the gradient reaching the final state), u0, k (as in Forward), and the
+// outputs g_u0 (dL/du0) and g_k (each neuron's dL/dk, summed by the caller).
 template <typename S>
-void forward_dispatch(const S* x, S* h, S* s, int64_t N, int64_t T, int64_t F, S decay, S v_th,
-                      S v_reset, int threads) {
-    if (h)
-        forward<S, true>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
-    else
-        forward<S, false>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
-}
+struct Backward {
+    const S* h;
+    const S* gs;
+    S* gx;
+    const S* g_ulast;
+    const S* u0;
+    const S* k;
+    S* g_u0;
+    S* g_k;
+    int64_t N, T, F;
+    S decay, v_th, v_reset, alpha;
+    int threads;
+};
 
-template <int SG, bool DETACH, typename S>
-void backward(const S* h, const S* gs, S* gx, int64_t N, int64_t T, int64_t F, S decay, S v_th,
-              S v_reset, S alpha, int threads) {
-    advise_huge_pages(gx, N * T * F * int64_t(sizeof(S)));
-    for_each_block<S>(N, T, F, threads, [=](int64_t o0, int64_t len, S* g_u) {
-        for (int64_t t = T - 1; t >= 0; --t) {
-            const int64_t o = o0 + t * F;
-            for (int64_t i = 0; i < len; ++i)
-                gx[o + i] = snetx::lif_grad_step<SG, DETACH, S>(g_u[i], h[o + i], gs[o + i], decay,
-                                                                v_th, v_reset, alpha);
+template <int SG, bool DETACH, bool SOFT, typename S>
+void backward(const Backward<S> a) {
+    advise_huge_pages(a.gx, a.N * a.T * a.F * int64_t(sizeof(S)));
+    for_each_block(a.N, a.F, a.threads, [=](int64_t n, int64_t f0, int64_t len) {
+        S g_u[kBlock], decay[kBlock], g_h[kBlock], g_k[kBlock];
+        for (int64_t i = 0; i < len; ++i) {
+            g_u[i] = a.g_ulast ? a.g_ulast[n * a.F + f0 + i] : S(0);
+            decay[i] = a.k ? a.k[f0 + i] : a.decay;
+            g_h[i] = S(0);
+            g_k[i] = S(0);
+        }
+        for (int64_t t = a.T - 1; t >= 0; --t) {
+            const int64_t o = (n * a.T + t) * a.F + f0;
+            for (int64_t i = 0; i < len; ++i) {
+                const S hv = a.h[o + i];
+                if (a.g_k) snetx::lif_grad_k_step<SOFT, S>(g_k[i], g_h[i], hv, a.v_th, a.v_reset);
+                g_h[i] = snetx::lif_grad_step<SG, DETACH, SOFT, S>(g_u[i], hv, a.gs[o + i],
+                                                                    decay[i], a.v_th, a.v_reset,
+                                                                    a.alpha);
+                a.gx[o + i] = g_h[i];
+            }
+        }
+        for (int64_t i = 0; i < len; ++i) {
+            const int64_t j = n * a.F + f0 + i;
+            if (a.g_u0) a.g_u0[j] = g_u[i];  // g_h[0] * decay
+            if (a.g_k) a.g_k[j] = g_k[i] + g_h[i] * (a.u0 ? a.u0[j] : S(0));
         }
     });
 }
 
 template <typename S>
-int backward_dispatch(const S* h, const S* gs, S* gx, int64_t N, int64_t T, int64_t F, S decay,
-                      S v_th, S v_reset, S alpha, int sg, int detach, int threads) {
-#define SNETX_CASE(ID)                                                                         \
-    case ID:                                                                                   \
-        if (detach)                                                                            \
-            backward<ID, true, S>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha, threads);   \
-        else                                                                                   \
-            backward<ID, false, S>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha, threads);  \
+void forward_dispatch(const Forward<S>& a, int soft) {
+    if (a.h)
+        soft ? forward<S, true, true>(a) : forward<S, false, true>(a);
+    else
+        soft ? forward<S, true, false>(a) : forward<S, false, false>(a);
+}
+
+template <int SG, typename S>
+void backward_rule(const Backward<S>& a, int detach, int soft) {
+    if (detach)
+        soft ? backward<SG, true, true, S>(a) : backward<SG, true, false, S>(a);
+    else
+        soft ? backward<SG, false, true, S>(a) : backward<SG, false, false, S>(a);
+}
+
+template <typename S>
+int backward_dispatch(const Backward<S>& a, int sg, int detach, int soft) {
+#define SNETX_CASE(ID)                           \
+    case ID:                                     \
+        backward_rule<ID, S>(a, detach, soft);   \
         return 0;
     switch (sg) { SNETX_SURROGATES(SNETX_CASE) }
 #undef SNETX_CASE
@@ -106,25 +159,21 @@ int backward_dispatch(const S* h, const S* gs, S* gx, int64_t N, int64_t T, int6
 }
 }  // namespace
 
-extern "C" {
-void snetx_lif_forward_f32(const float* x, float* h, float* s, int64_t N, int64_t T, int64_t F,
-                           float decay, float v_th, float v_reset, int threads) {
-    forward_dispatch<float>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
-}
-void snetx_lif_forward_f64(const double* x, double* h, double* s, int64_t N, int64_t T,
-                           int64_t F, double decay, double v_th, double v_reset, int threads) {
-    forward_dispatch<double>(x, h, s, N, T, F, decay, v_th, v_reset, threads);
-}
-int snetx_lif_backward_f32(const float* h, const float* gs, float* gx, int64_t N, int64_t T,
-                           int64_t F, float decay, float v_th, float v_reset, float alpha, int sg,
-                           int detach, int threads) {
-    return backward_dispatch<float>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha, sg, detach,
-                                    threads);
-}
-int snetx_lif_backward_f64(const double* h, const double* gs, double* gx, int64_t N, int64_t T,
-                           int64_t F, double decay, double v_th, double v_reset, double alpha,
-                           int sg, int detach, int threads) {
-    return backward_dispatch<double>(h, gs, gx, N, T, F, decay, v_th, v_reset, alpha, sg, detach,
-                                     threads);
-}
-}
+// The C interface (ctypes): one forward and one backward per state type.
+#define SNETX_API(S, SUFFIX)                                                                      \
+    extern "C" void snetx_lif_forward_##SUFFIX(                                                   \
+        const S* x, S* h, S* s, const S* u0, S* u_last, const S* k, int64_t N, int64_t T,         \
+        int64_t F, S decay, S v_th, S v_reset, int soft, int threads) {                           \
+        forward_dispatch<S>({x, h, s, u0, u_last, k, N, T, F, decay, v_th, v_reset, threads},    \
+                            soft);                                                                \
+    }                                                                                             \
+    extern "C" int snetx_lif_backward_##SUFFIX(                                                   \
+        const S* h, const S* gs, S* gx, const S* g_ulast, const S* u0, const S* k, S* g_u0,      \
+        S* g_k, int64_t N, int64_t T, int64_t F, S decay, S v_th, S v_reset, S alpha, int sg,     \
+        int detach, int soft, int threads) {                                                      \
+        return backward_dispatch<S>(                                                              \
+            {h, gs, gx, g_ulast, u0, k, g_u0, g_k, N, T, F, decay, v_th, v_reset, alpha, threads}, \
+            sg, detach, soft);                                                                    \
+    }
+SNETX_API(float, f32)
+SNETX_API(double, f64)

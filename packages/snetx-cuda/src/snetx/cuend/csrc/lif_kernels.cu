@@ -17,82 +17,109 @@ namespace snetx {
 #define SNETX_UNROLL
 #endif
 
-template <typename IO>
-__host__ __device__ inline void forward_neuron(const IO* x, IO* h, IO* s, long long i, long long T,
-                                               long long F, typename state_of<IO>::type decay,
+// Optional pointers are null when absent, as in snetx-core's host kernel: h (no graph to
+// feed), u0 (start from rest), u_last (final state not wanted), k (one decay for all, else
+// one per feature); in the backward g_ulast (no gradient reaches the final state), g_u0 and
+// g_k (dL/du0 and each neuron's dL/dk, not wanted). State-sized tensors (u0, u_last, k,
+// g_ulast, g_u0, g_k) hold the state type: float, or double for double I/O.
+template <typename IO, bool SOFT>
+__host__ __device__ inline void forward_neuron(const IO* x, IO* h, IO* s,
+                                               const typename state_of<IO>::type* u0,
+                                               typename state_of<IO>::type* u_last,
+                                               const typename state_of<IO>::type* k, long long i,
+                                               long long T, long long F,
+                                               typename state_of<IO>::type decay,
                                                typename state_of<IO>::type v_th,
                                                typename state_of<IO>::type v_reset) {
     typedef typename state_of<IO>::type S;
-    const long long n = i / F, base = n * T * F + (i - n * F);
-    S u = S(0);
+    const long long n = i / F, f = i - n * F, base = n * T * F + f;
+    S u = u0 != nullptr ? u0[i] : S(0);
+    const S dec = k != nullptr ? k[f] : decay;
     for (long long t0 = 0; t0 < T; t0 += SNETX_CHUNK) {
         S xs[SNETX_CHUNK];
         SNETX_UNROLL
-        for (int k = 0; k < SNETX_CHUNK; ++k)
-            xs[k] = t0 + k < T ? load(x[base + (t0 + k) * F]) : S(0);
+        for (int c = 0; c < SNETX_CHUNK; ++c)
+            xs[c] = t0 + c < T ? load(x[base + (t0 + c) * F]) : S(0);
         SNETX_UNROLL
-        for (int k = 0; k < SNETX_CHUNK; ++k) {
-            if (t0 + k < T) {
-                const long long o = base + (t0 + k) * F;
+        for (int c = 0; c < SNETX_CHUNK; ++c) {
+            if (t0 + c < T) {
+                const long long o = base + (t0 + c) * F;
                 S spike;
-                S hv = lif_step<S>(u, xs[k], decay, v_th, v_reset, spike);
+                S hv = lif_step<SOFT, S>(u, xs[c], dec, v_th, v_reset, spike);
                 if (h != nullptr) h[o] = store_h<IO>(hv, v_th);  // null: no graph to feed
                 s[o] = store<IO>(spike);
             }
         }
     }
+    if (u_last != nullptr) u_last[i] = u;
 }
 
-template <typename IO, int SG, bool DETACH>
-__host__ __device__ inline void backward_neuron(const IO* h, const IO* gs, IO* gx, long long i,
-                                                long long T, long long F,
-                                                typename state_of<IO>::type decay,
-                                                typename state_of<IO>::type v_th,
-                                                typename state_of<IO>::type v_reset,
-                                                typename state_of<IO>::type alpha) {
+template <typename IO, int SG, bool DETACH, bool SOFT>
+__host__ __device__ inline void backward_neuron(
+    const IO* h, const IO* gs, IO* gx, const typename state_of<IO>::type* g_ulast,
+    const typename state_of<IO>::type* u0, const typename state_of<IO>::type* k,
+    typename state_of<IO>::type* g_u0, typename state_of<IO>::type* g_k, long long i, long long T,
+    long long F, typename state_of<IO>::type decay, typename state_of<IO>::type v_th,
+    typename state_of<IO>::type v_reset, typename state_of<IO>::type alpha) {
     typedef typename state_of<IO>::type S;
-    const long long n = i / F, base = n * T * F + (i - n * F);
-    S g_u = S(0);
-    // chunks walk time backwards: step t1 - k for k = 0 .. SNETX_CHUNK-1
+    const long long n = i / F, f = i - n * F, base = n * T * F + f;
+    S g_u = g_ulast != nullptr ? g_ulast[i] : S(0);
+    const S dec = k != nullptr ? k[f] : decay;
+    S g_h = S(0), gk = S(0);
+    // chunks walk time backwards: step t1 - c for c = 0 .. SNETX_CHUNK-1
     for (long long t1 = T - 1; t1 >= 0; t1 -= SNETX_CHUNK) {
         S hs[SNETX_CHUNK], gss[SNETX_CHUNK];
         SNETX_UNROLL
-        for (int k = 0; k < SNETX_CHUNK; ++k) {
-            const bool in = t1 - k >= 0;
-            const long long o = base + (t1 - k) * F;
-            hs[k] = in ? load(h[o]) : S(0);
-            gss[k] = in ? load(gs[o]) : S(0);
+        for (int c = 0; c < SNETX_CHUNK; ++c) {
+            const bool in = t1 - c >= 0;
+            const long long o = base + (t1 - c) * F;
+            hs[c] = in ? load(h[o]) : S(0);
+            gss[c] = in ? load(gs[o]) : S(0);
         }
         SNETX_UNROLL
-        for (int k = 0; k < SNETX_CHUNK; ++k) {
-            if (t1 - k >= 0) {
-                gx[base + (t1 - k) * F] = store<IO>(lif_grad_step<SG, DETACH, S>(
-                    g_u, hs[k], gss[k], decay, v_th, v_reset, alpha));
+        for (int c = 0; c < SNETX_CHUNK; ++c) {
+            if (t1 - c >= 0) {
+                if (g_k != nullptr) lif_grad_k_step<SOFT, S>(gk, g_h, hs[c], v_th, v_reset);
+                g_h = lif_grad_step<SG, DETACH, SOFT, S>(g_u, hs[c], gss[c], dec, v_th, v_reset,
+                                                         alpha);
+                gx[base + (t1 - c) * F] = store<IO>(g_h);
             }
         }
     }
+    if (g_u0 != nullptr) g_u0[i] = g_u;  // g_h[0] * decay
+    if (g_k != nullptr) g_k[i] = gk + g_h * (u0 != nullptr ? u0[i] : S(0));
 }
 
 // 64-bit grid-stride loops over the N*F neurons.
-template <typename IO>
+template <typename IO, bool SOFT>
 __global__ void lif_forward(const IO* __restrict__ x, IO* __restrict__ h, IO* __restrict__ s,
-                            long long NF, long long T, long long F,
-                            typename state_of<IO>::type decay, typename state_of<IO>::type v_th,
+                            const typename state_of<IO>::type* __restrict__ u0,
+                            typename state_of<IO>::type* __restrict__ u_last,
+                            const typename state_of<IO>::type* __restrict__ k, long long NF,
+                            long long T, long long F, typename state_of<IO>::type decay,
+                            typename state_of<IO>::type v_th,
                             typename state_of<IO>::type v_reset) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < NF;
          i += (long long)gridDim.x * blockDim.x)
-        forward_neuron<IO>(x, h, s, i, T, F, decay, v_th, v_reset);
+        forward_neuron<IO, SOFT>(x, h, s, u0, u_last, k, i, T, F, decay, v_th, v_reset);
 }
 
-template <typename IO, int SG, bool DETACH>
+template <typename IO, int SG, bool DETACH, bool SOFT>
 __global__ void lif_backward(const IO* __restrict__ h, const IO* __restrict__ gs,
-                             IO* __restrict__ gx, long long NF, long long T, long long F,
-                             typename state_of<IO>::type decay, typename state_of<IO>::type v_th,
+                             IO* __restrict__ gx,
+                             const typename state_of<IO>::type* __restrict__ g_ulast,
+                             const typename state_of<IO>::type* __restrict__ u0,
+                             const typename state_of<IO>::type* __restrict__ k,
+                             typename state_of<IO>::type* __restrict__ g_u0,
+                             typename state_of<IO>::type* __restrict__ g_k, long long NF,
+                             long long T, long long F, typename state_of<IO>::type decay,
+                             typename state_of<IO>::type v_th,
                              typename state_of<IO>::type v_reset,
                              typename state_of<IO>::type alpha) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < NF;
          i += (long long)gridDim.x * blockDim.x)
-        backward_neuron<IO, SG, DETACH>(h, gs, gx, i, T, F, decay, v_th, v_reset, alpha);
+        backward_neuron<IO, SG, DETACH, SOFT>(h, gs, gx, g_ulast, u0, k, g_u0, g_k, i, T, F,
+                                              decay, v_th, v_reset, alpha);
 }
 
 }  // namespace snetx
