@@ -71,3 +71,21 @@ def lif_backward_by_hand(x, grad_s, tau, v_th, v_reset, name, alpha, detach):
         g_x[:, t] = g_h
         g_u = g_h / tau
     return g_x
+
+
+def lif_reference_state(x, decay, v_th, v_reset, name, alpha, detach, u0=None):
+    """The charge/fire/reset lines from the state ``u0`` (None: rest) as a plain autograd
+    loop; ``decay`` a number or a tensor (0-dim, or one value per channel of dim 2, which
+    may require grad); ``v_reset=None`` resets by subtraction. Returns (spikes, u_last)."""
+    step = heaviside(DERIVATIVES[name])
+    u = torch.zeros_like(x[:, 0]) if u0 is None else u0
+    if isinstance(decay, torch.Tensor) and decay.dim() == 1:
+        decay = decay.view(-1, *([1] * (x.dim() - 3)))
+    out = []
+    for t in range(x.shape[1]):
+        h = decay * u + x[:, t]
+        s = step.apply(h - v_th, alpha)
+        r = s.detach() if detach else s
+        u = h - v_th * r if v_reset is None else h * (1 - r) + v_reset * r
+        out.append(s)
+    return torch.stack(out, 1), u
