@@ -196,3 +196,68 @@ def test_large_tensor_64bit_index_tail():
     assert y[0, 1, -1].item() == 0.0 and y[0, 0, -1].item() == 0.0
     x[0, 1, -1] = 2.0
     assert cu.LIF()(x)[0, 1, -1].item() == 1.0
+
+
+# ---- state across calls, soft reset, PLIF -------------------------------------------
+
+
+def _chunked(make, x, g, edges):
+    """Spikes and gradients (x, and every parameter of the module) of a stateful module
+    fed x in chunks, against one call on the whole sequence."""
+    results = []
+    for split in (edges, [(0, x.shape[1])]):
+        mod = make()
+        mod.stateful = True
+        xi = x.clone().requires_grad_()
+        s = torch.cat([mod(xi[:, a:b]) for a, b in split], 1)
+        grads = torch.autograd.grad(s, (xi, *mod.parameters()), g)
+        results.append((s.detach(), *grads))
+    return results
+
+
+@pytest.mark.parametrize("sg", SG)
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("v_reset", [0.2, None])
+def test_float64_state_soft_reset_and_plif_match_snetx_snn(sg, detach, v_reset):
+    from snetx.snn import neuron as core
+
+    x, g = _data((3, 11, 4, 9), torch.float64, seed=13)
+    edges = [(0, 3), (3, 4), (4, 11)]
+    kw = dict(tau=1.7, v_reset=v_reset, sg=sg, alpha=3.0, detach=detach)
+    for gpu, cpu in (
+        (lambda: cu.LIF(**kw), lambda: core.LIF(**kw)),
+        (
+            lambda: cu.PLIF(channels=4, **kw).double().cuda(),
+            lambda: core.PLIF(channels=4, **kw).double(),
+        ),
+    ):
+        got = _chunked(gpu, x, g, edges)
+        want = _chunked(cpu, x.cpu(), g.cpu(), edges)
+        for a, b in zip(got, want):  # chunked and whole, on both devices
+            assert torch.equal(a[0].cpu(), b[0])
+            for ga, gb in zip(a[1:], b[1:]):
+                torch.testing.assert_close(ga.cpu(), gb, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_plif_every_dtype_and_deterministic_w_gradient(dtype):
+    x, g = _data((16, 8, 32, 64), dtype, seed=17)
+    grads, saved = [], []
+    for _ in range(3):
+        plif = cu.PLIF(channels=32, v_reset=None).cuda()
+        xi = x.clone().requires_grad_()
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            s = plif(xi)
+        s.backward(g)
+        grads.append(plif.w.grad.clone())
+    assert all(torch.equal(grads[0], other) for other in grads[1:])  # same bits every run
+    big = [t for t in saved[: len(saved) // 3] if t.numel() == x.numel()]
+    assert len(big) == 1  # h is the only input-sized tensor kept for backward
+
+
+def test_step_streaming_on_gpu_equals_the_multi_step_call():
+    x, _ = _data((4, 10, 128), seed=19)
+    lif = cu.LIF(v_reset=None)
+    whole = lif(x)
+    steps = torch.stack([lif.step(x[:, t]) for t in range(10)], 1)
+    assert torch.equal(whole, steps)
