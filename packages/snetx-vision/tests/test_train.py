@@ -185,3 +185,17 @@ def test_log_without_a_terminal_is_one_line_per_epoch(tmp_path):
     lines = proc.stderr.splitlines()
     assert "\r" not in proc.stderr
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2], lines
+
+
+def test_plif_and_soft_reset_train_and_report_firing_rates(tmp_path):
+    out = tmp_path / "run"
+    args = [*FAST, "--epochs", "1", "--no-plots", "--neuron", "plif", "--reset", "soft"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert _read(out)[0]["test_acc"] > 0.6
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    taus = [1 / torch.sigmoid(v).item() for k, v in ckpt["model"].items() if k.endswith(".w")]
+    assert len(taus) == 3 and any(abs(t - 2.0) > 1e-4 for t in taus)  # learned, per layer
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["firing_rates"]) == {"features.1", "features.3", "features.6"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["neuron"] == "plif" and config["reset"] == "soft"

@@ -46,11 +46,15 @@ def loaders(args, run):
 
 
 def neuron_factory(args, alpha):
+    """The zero-argument neuron factory the models call: LIF or PLIF, hard or soft reset,
+    from snetx.snn or (``--backend cuda``) snetx.cuend."""
     if args.backend == "cuda":
-        from snetx.cuend import neuron as cu
-
-        return functools.partial(cu.LIF, tau=args.tau, sg=args.surrogate, alpha=alpha)
-    return functools.partial(snn_neuron.LIF, tau=args.tau, sg=args.surrogate, alpha=alpha)
+        from snetx.cuend import neuron as backend
+    else:
+        backend = snn_neuron
+    cls = backend.PLIF if args.neuron == "plif" else backend.LIF
+    v_reset = None if args.reset == "soft" else 0.0
+    return functools.partial(cls, tau=args.tau, v_reset=v_reset, sg=args.surrogate, alpha=alpha)
 
 
 def surrogate_alpha(args):

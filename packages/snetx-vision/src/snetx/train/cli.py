@@ -41,7 +41,19 @@ def build_parser():
     a("--surrogate", default="arctan", help=f"one of {', '.join(SURROGATES)}")
     a("--alpha", type=float, default=4.0, help="surrogate sharpness (default 4)")
     a("--evolved-alpha", action="store_true", help="grow alpha over training (EvolvedAlpha)")
-    a("--tau", type=float, default=2.0)
+    a("--tau", type=float, default=2.0, help="membrane time constant (PLIF: its start value)")
+    a(
+        "--neuron",
+        choices=("lif", "plif"),
+        default="lif",
+        help="lif, or plif: a learned time constant per layer (default lif)",
+    )
+    a(
+        "--reset",
+        choices=("hard", "soft"),
+        default="hard",
+        help="hard (to 0) or soft (subtract the threshold) reset (default hard)",
+    )
     a(
         "--backend",
         choices=("torch", "cuda"),
@@ -136,6 +148,8 @@ def parse(argv):
     _finite("lamb", args.lamb, 0.0, 1.0)
     _finite("weight-decay", args.weight_decay, 0.0)
     _finite("tau", args.tau, 1.0)
+    if args.neuron == "plif" and not args.tau > 1:
+        raise UsageError(f"--neuron plif needs --tau > 1 (its starting value), got {args.tau}")
     _finite("alpha", args.alpha, 0.0, low_open=True)
     _finite("ddp-timeout", args.ddp_timeout, 0.0, low_open=True)
     if args.workers is not None and args.workers < 0:
