@@ -5,7 +5,10 @@
 Rows: the fused path with the host C++ kernel and with eager torch ops. Every ratio
 is against the plain autograd loop measured in the same run. A second table times the
 forward alone without a graph (evaluation, torch.no_grad), where nothing is saved and the
-host kernel writes no h, against the same forward recording a graph.
+host kernel writes no h, against the same forward recording a graph. A third table times
+the neuron rules on the default path, fwd+bwd, against the hard-reset LIF in the same run:
+soft reset, PLIF (a learned decay) and a stateful LIF fed T in 4 chunks with the state
+handed over.
 """
 
 import argparse
@@ -18,9 +21,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _util import markdown_table, median_time, saved_bytes  # noqa: E402
-from snetx.snn import _host_kernel, surrogate  # noqa: E402
-from snetx.snn._fused import Rule  # noqa: E402
+from snetx.snn import _host_kernel, neuron, surrogate  # noqa: E402
 from snetx.snn import functional as F  # noqa: E402
+from snetx.snn._fused import Rule  # noqa: E402
 
 SHAPES = [(32, 4, 32768), (16, 16, 65536)]
 
@@ -31,6 +34,47 @@ def fused(x):
 
 def loop(x):
     return F.lif_loop(x, 2.0, 1.0, 0.0, surrogate.arc_tan, 4.0, False)
+
+
+def chunked(mod, chunks=4):
+    """A stateful module fed the sequence in ``chunks`` pieces along T (state handed over)."""
+
+    def run(x):
+        mod.reset()
+        return torch.cat([mod(c) for c in x.chunk(chunks, dim=1)], 1)
+
+    return run
+
+
+RULES = {
+    "LIF (hard reset)": lambda: neuron.LIF(),
+    "LIF soft reset": lambda: neuron.LIF(v_reset=None),
+    "PLIF (learned decay)": lambda: neuron.PLIF(),
+    "LIF, T in 4 chunks": lambda: chunked(neuron.LIF(stateful=True)),
+}
+
+
+def rules_table(shapes, repeats):
+    rows = []
+    for shape in shapes:
+        x = (torch.rand(shape) * 1.5).requires_grad_()
+        g = torch.randn(shape)
+        base = None
+        for name, make in RULES.items():
+            fn = make()
+            t = median_time(fwd_bwd(fn, x, g), repeats=repeats)
+            base = base or t
+            b = saved_bytes(fn, x)
+            rows.append(
+                [
+                    "x".join(map(str, shape)),
+                    name,
+                    f"{t * 1e3:.1f}",
+                    f"{t / base:.2f}x",
+                    f"{b / 2**20:.1f}",
+                ]
+            )
+    return markdown_table(["N x T x D", "neuron", "fwd+bwd ms", "vs LIF (hard)", "saved MiB"], rows)
 
 
 def fwd_bwd(fn, x, g):
@@ -120,11 +164,22 @@ def main(argv=None):
         ],
         eval_rows,
     )
+    rules = rules_table(SHAPES, args.repeats)
     print(head)
     print(table)
     print()
     print(eval_table)
-    return head + "\n\n" + table + "\n\nForward without a graph (evaluation):\n\n" + eval_table
+    print()
+    print(rules)
+    return (
+        head
+        + "\n\n"
+        + table
+        + "\n\nForward without a graph (evaluation):\n\n"
+        + eval_table
+        + "\n\nNeuron rules, default path, fwd+bwd (ratios against the hard-reset LIF):\n\n"
+        + rules
+    )
 
 
 if __name__ == "__main__":

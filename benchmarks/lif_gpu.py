@@ -124,6 +124,36 @@ def targets(results, peak):
     return lines
 
 
+def rules_table(log2=24, T=8):
+    """Soft reset, PLIF and a stateful LIF fed T in 4 chunks against the hard-reset LIF,
+    fwd+bwd, float32 and bfloat16 (the PLIF target: within 1.3x of LIF)."""
+
+    def chunked(mod):
+        def run(x):
+            mod.reset()
+            return torch.cat([mod(c) for c in x.chunk(4, dim=1)], 1)
+
+        return run
+
+    rules = {
+        "LIF (hard reset)": lambda: cu.LIF(),
+        "LIF soft reset": lambda: cu.LIF(v_reset=None),
+        "PLIF (learned decay)": lambda: cu.PLIF().cuda(),
+        "LIF, T in 4 chunks": lambda: chunked(cu.LIF(stateful=True)),
+    }
+    rows = []
+    for dtype in (torch.float32, torch.bfloat16):
+        x = (torch.rand(16, T, (1 << log2) // (16 * T), device="cuda") * 1.5).to(dtype)
+        g = torch.randn_like(x)
+        base = None
+        for name, make in rules.items():
+            fwd, bwd, both, _ = measure(make(), x, g)
+            base = base or both
+            dname = str(dtype).split(".")[1]
+            rows.append([dname, f"2^{log2}", T, name, f"{both * 1e3:.3f}", f"{both / base:.2f}x"])
+    return markdown_table(["dtype", "elements", "T", "neuron", "fwd+bwd ms", "vs LIF (hard)"], rows)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--min-log2", type=int, default=20)
@@ -185,6 +215,7 @@ def main(argv=None):
     if "spikingjelly" in runs:
         head += f"; SpikingJelly implementation: {spikingjelly_implementation()}"
     text = head + "\n\n" + table + "\n\nTargets:\n" + "\n".join(targets(results, peak))
+    text += "\n\nNeuron rules (fwd+bwd against the hard-reset LIF):\n\n" + rules_table()
     print(text)
     if args.out:
         with open(args.out, "w") as f:
