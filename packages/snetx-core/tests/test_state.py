@@ -301,3 +301,18 @@ def test_plain_loop_path_takes_state_and_soft_reset():
     s, u = functional.lif(x, v_reset=None, sg=Plain, u0=u0, return_state=True)
     s_ref, u_ref = functional.lif(x, v_reset=None, u0=u0, return_state=True)
     assert torch.equal(s, s_ref) and torch.allclose(u, u_ref)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: neuron.LIF(v_reset=None), lambda: neuron.PLIF(channels=3)],
+    ids=["soft", "plif"],
+)
+def test_one_input_sized_tensor_is_saved(make):
+    x = torch.rand(4, 6, 3, 8, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        make()(x)
+    big = [t for t in saved if t.numel() >= x.numel()]
+    assert len(big) == 1 and big[0].numel() == x.numel()  # h; the rest: one step or feature
+    assert all(t.numel() <= x[0, 0].numel() * 4 for t in saved if t is not big[0])

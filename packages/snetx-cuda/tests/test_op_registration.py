@@ -202,3 +202,26 @@ def test_evaluation_launches_the_spikes_only_op(monkeypatch):
     y = cu.LIF()(x.detach())
     assert called == ["lif", "lif_spikes", "lif_spikes"] and y.shape == x.shape
     assert "Tensor" in str(torch.ops.snetx_cuend.lif_spikes.default._schema)
+
+
+def test_torch_compile_fullgraph_with_state_and_plif(monkeypatch):
+    # state in and out, soft reset and a per-channel learnable decay through the custom op
+    from snetx.cuend import neuron as cu
+    from snetx.snn import functional as F
+
+    monkeypatch.setattr(cu, "check_cuda_input", F.check_input)
+    monkeypatch.setattr(cu, "_runtime_check", lambda: None)
+    plif = cu.PLIF(v_reset=None, channels=3).to("meta")
+
+    def f(x, u0):
+        return cu._run(x, 2.0, 1.0, None, "arctan", 4.0, False, u0, plif._k())
+
+    torch._dynamo.reset()
+    x = torch.empty(2, 5, 3, 4, device="meta", requires_grad=True)
+    u0 = torch.empty(2, 3, 4, device="meta", requires_grad=True)
+    s, u = torch.compile(f, backend="aot_eager", fullgraph=True)(x, u0)
+    (s.sum() + u.sum()).backward()
+    assert x.grad.shape == x.shape and u0.grad.shape == u0.shape
+    assert plif.w.grad.shape == (3,)
+    explained = torch._dynamo.explain(f)(x, u0)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
