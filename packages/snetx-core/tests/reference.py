@@ -89,3 +89,16 @@ def lif_reference_state(x, decay, v_th, v_reset, name, alpha, detach, u0=None):
         u = h - v_th * r if v_reset is None else h * (1 - r) + v_reset * r
         out.append(s)
     return torch.stack(out, 1), u
+
+
+class PlainStep(torch.autograd.Function):
+    """A surrogate Function without ``derivative()`` (straight-through backward): snetx
+    runs such surrogates through its plain autograd loop."""
+
+    @staticmethod
+    def forward(ctx, z, alpha):
+        return (z >= 0).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None

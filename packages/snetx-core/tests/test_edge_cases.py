@@ -4,6 +4,7 @@ surrogate registry."""
 import numpy as np
 import pytest
 import torch
+from reference import PlainStep
 from snetx.snn import algorithm, functional, neuron, surrogate
 from torch import nn
 
@@ -12,17 +13,7 @@ from torch import nn
 @pytest.mark.parametrize("sg", ["arctan", surrogate.SurrogateFunction])
 def test_empty_inputs_give_empty_outputs(shape, sg, cpu_kernel):
     if sg is surrogate.SurrogateFunction:  # a surrogate without derivative: the plain loop
-
-        class Plain(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, z, alpha):
-                return (z >= 0).to(z.dtype)
-
-            @staticmethod
-            def backward(ctx, g):
-                return g, None
-
-        sg = Plain
+        sg = PlainStep
     x = torch.rand(*shape, dtype=torch.float64, requires_grad=True)
     y = neuron.LIF(sg=sg)(x)
     assert y.shape == x.shape and y.dtype == x.dtype

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from reference import DERIVATIVES, lif_reference_state
+from reference import DERIVATIVES, PlainStep, lif_reference_state
 from snetx.snn import functional, neuron
 
 pytestmark = pytest.mark.usefixtures("cpu_kernel")
@@ -287,18 +287,9 @@ def test_traced_path_under_torch_compile_matches(reset):
 
 def test_plain_loop_path_takes_state_and_soft_reset():
     # a surrogate without derivative() runs the plain autograd loop: same semantics
-    class Plain(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, z, alpha):
-            return (z >= 0).to(z.dtype)
-
-        @staticmethod
-        def backward(ctx, g):
-            return g, None
-
     x, _ = _data((2, 6, 3), seed=11)
     u0 = torch.rand(2, 3, dtype=torch.float64)
-    s, u = functional.lif(x, v_reset=None, sg=Plain, u0=u0, return_state=True)
+    s, u = functional.lif(x, v_reset=None, sg=PlainStep, u0=u0, return_state=True)
     s_ref, u_ref = functional.lif(x, v_reset=None, u0=u0, return_state=True)
     assert torch.equal(s, s_ref) and torch.allclose(u, u_ref)
 

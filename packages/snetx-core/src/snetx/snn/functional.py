@@ -6,6 +6,8 @@ plain autograd loop :func:`lif_loop` for surrogates without ``derivative``). The
 parameter checks live in :mod:`snetx.snn.checks` and are re-exported here.
 """
 
+from typing import NamedTuple, Optional
+
 import torch
 
 from . import _host_kernel
@@ -84,27 +86,45 @@ def _check_state(u0, x):
     return u0
 
 
+class Call(NamedTuple):
+    """One call's tensors in the form every backend's kernels take: ``u0f`` (``N x F``
+    state, or None for rest) and ``kf`` (one decay per feature, or None for ``1/tau``);
+    ``empty`` holds the result already when the input has no elements."""
+
+    u0f: Optional[torch.Tensor]
+    kf: Optional[torch.Tensor]
+    empty: Optional[tuple]
+
+
+def prepare_call(x, u0=None, k=None):
+    """Check ``u0`` against ``x`` and flatten ``u0``/``k`` for the kernels (shared by the
+    backends). For an empty ``x`` (N = 0 or T = 0) the result is ready: empty spikes, like
+    torch ops, and the state unchanged."""
+    u0 = _check_state(u0, x)
+    if x.numel() == 0:
+        state = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        rest = torch.zeros(step_shape(x), dtype=state, device=x.device)
+        return Call(None, None, (x.mul(0), u0 if u0 is not None else rest))
+    kf = None if k is None else feature_decay(k, x)
+    return Call(None if u0 is None else u0.reshape(x.shape[0], -1), kf, None)
+
+
 def run_state(x, tau, v_th, v_reset, sg, alpha, detach, fused, u0=None, k=None):
     """(spikes, u_last): the single dispatch point, on validated arguments (``alpha`` a
     number, ``v_reset`` None for the soft reset, ``k`` None or a learnable decay): the
     fused path, or the plain loop for a surrogate without ``derivative`` (``fused =
     surrogate.has_derivative(sg)``, decided once, outside any compiled region)."""
     check_input(x)
-    u0 = _check_state(u0, x)
-    if x.numel() == 0:  # N = 0 or T = 0 (or an empty feature dim): empty spikes, like torch ops
-        state_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-        rest = torch.zeros(step_shape(x), dtype=state_dtype, device=x.device)
-        return x.mul(0), (u0 if u0 is not None else rest)
+    call = prepare_call(x, u0, k)
+    if call.empty is not None:
+        return call.empty
     if not fused:
         return lif_loop(x, tau, v_th, v_reset, sg, alpha, detach, u0=u0, k=k, return_state=True)
-    n = x.shape[0]
-    kf = None if k is None else feature_decay(k, x)
-    u0f = None if u0 is None else u0.reshape(n, -1)
     rule = Rule(1.0 / tau, v_th, v_reset, sg, alpha, detach)
-    if records_graph(x, u0f, kf):
-        spikes, u_last = FusedLIF.apply(x, u0f, kf, rule)
+    if records_graph(x, call.u0f, call.kf):
+        spikes, u_last = FusedLIF.apply(x, call.u0f, call.kf, rule)
     else:
-        spikes, u_last = forward_no_graph(x, rule, u0f, kf)
+        spikes, u_last = forward_no_graph(x, rule, call.u0f, call.kf)
     return spikes, u_last.view(step_shape(x))
 
 

@@ -184,22 +184,10 @@ class LIF(SpikingNeuron):
         [0.0, 0.0, 1.0, 1.0]
     """
 
-    def __init__(
-        self,
-        tau=2.0,
-        v_th=1.0,
-        v_reset=0.0,
-        sg=arc_tan,
-        alpha=4.0,
-        detach=False,
-        stateful=False,
-    ):
-        super().__init__(tau, v_th, v_reset, sg, alpha, detach, stateful)
-        self._fused = _sg.has_derivative(self.sg)
-
     def _run(self, x, alpha, u0):
+        fused = _sg.has_derivative(self.sg)  # a custom surrogate without derivative: the loop
         return F.run_state(
-            *(x, self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach, self._fused),
+            *(x, self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach, fused),
             u0=u0,
             k=self._k(),
         )

@@ -64,6 +64,17 @@ def _small(t, x):
     return None if t is None else t.to(_state(x)).contiguous()
 
 
+def _forward(x, h, u0, kf, decay, v_th, v_reset, soft):
+    """(spikes, u_last) of the forward kernel; it writes h too unless h is None."""
+    spikes = torch.empty_like(x)
+    u_last = torch.empty((x.shape[0], _features(x)), dtype=_state(x), device=x.device)
+    if x.numel():
+        name = _compile.forward_name(DTYPES[x.dtype], soft)
+        pointers = (x, h, spikes, _small(u0, x), u_last, _small(kf, x))
+        _launch(x, name, pointers, (decay, v_th, v_reset))
+    return spikes, u_last
+
+
 @torch.library.custom_op("snetx_cuend::lif", mutates_args=())
 def lif(
     x: torch.Tensor,
@@ -82,12 +93,8 @@ def lif(
     ``F``, or None: ``decay``) and the soft reset when ``soft``; alpha, sg and detach are
     used by the registered backward."""
     x = x.contiguous()  # the kernels index N x T x F densely, whatever a compiler passes
-    spikes, h = torch.empty_like(x), torch.empty_like(x)
-    u_last = torch.empty((x.shape[0], _features(x)), dtype=_state(x), device=x.device)
-    if x.numel():
-        io = DTYPES[x.dtype]
-        pointers = (x, h, spikes, _small(u0, x), u_last, _small(kf, x))
-        _launch(x, _compile.forward_name(io, soft), pointers, (decay, v_th, v_reset))
+    h = torch.empty_like(x)
+    spikes, u_last = _forward(x, h, u0, kf, decay, v_th, v_reset, soft)
     return spikes, h, u_last
 
 
@@ -109,14 +116,7 @@ def lif_spikes(
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """(spikes, u_last) for a forward that records no graph: the kernel writes no h (2 of
     the 3 elements of traffic per element)."""
-    x = x.contiguous()
-    spikes = torch.empty_like(x)
-    u_last = torch.empty((x.shape[0], _features(x)), dtype=_state(x), device=x.device)
-    if x.numel():
-        io = DTYPES[x.dtype]
-        pointers = (x, None, spikes, _small(u0, x), u_last, _small(kf, x))
-        _launch(x, _compile.forward_name(io, soft), pointers, (decay, v_th, v_reset))
-    return spikes, u_last
+    return _forward(x.contiguous(), None, u0, kf, decay, v_th, v_reset, soft)
 
 
 @lif_spikes.register_fake

@@ -67,23 +67,19 @@ def _run(x, tau, v_th, v_reset, sg, alpha, detach, u0, k):
     """(spikes, u_last) from the state u0 (None: rest) with the learnable decay k (None:
     1 / tau)."""
     check_cuda_input(x)
-    u0 = functional._check_state(u0, x)
-    shape = functional.step_shape(x)
-    if x.numel() == 0:  # nothing to launch: empty spikes, like torch ops
-        state = torch.float64 if x.dtype == torch.float64 else torch.float32
-        rest = torch.zeros(shape, dtype=state, device=x.device)
-        return x.mul(0), (u0 if u0 is not None else rest)
+    call = functional.prepare_call(x, u0, k)
+    if call.empty is not None:  # nothing to launch
+        return call.empty
     if not torch.compiler.is_compiling():
         _runtime_check()
-    kf = None if k is None else functional.feature_decay(k, x)
-    u0f = None if u0 is None else u0.reshape(x.shape[0], -1)
     soft = v_reset is None
     rule = (1.0 / tau, v_th, 0.0 if soft else v_reset, soft)
+    u0f, kf = call.u0f, call.kf
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, u0f, kf)):
         spikes, _, u_last = _ops.lif(x.contiguous(), u0f, kf, *rule, alpha, sg, detach)
     else:  # evaluation: no h
         spikes, u_last = _ops.lif_spikes(x.contiguous(), u0f, kf, *rule)
-    return spikes, u_last.view(shape)
+    return spikes, u_last.view(functional.step_shape(x))
 
 
 class LIF(_neuron.LIF):
@@ -129,16 +125,3 @@ class PLIF(LIF, _neuron.PLIF):
     the same arguments, parameter ``w`` and gradients; the decay's gradient is each
     neuron's share, summed by torch over the batch and the channel (the same bits every
     run)."""
-
-    def __init__(
-        self,
-        tau=2.0,
-        v_th=1.0,
-        v_reset=0.0,
-        sg="arctan",
-        alpha=4.0,
-        detach=False,
-        stateful=False,
-        channels=None,
-    ):
-        _neuron.PLIF.__init__(self, tau, v_th, v_reset, sg, alpha, detach, stateful, channels)
