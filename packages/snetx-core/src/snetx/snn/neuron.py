@@ -55,6 +55,9 @@ class SpikingNeuron(nn.Module):
         super().__init__()
         self.tau, self.v_th, self.v_reset = checks.check_params(tau, v_th, v_reset)
         self.sg = self._resolve_sg(sg)
+        # decided once here, outside any compiled region (Dynamo cannot trace issubclass on
+        # autograd Functions): a surrogate without derivative() runs the plain loop
+        self._fused = _sg.has_derivative(self.sg)
         self.alpha = checks.check_alpha(alpha)
         for name, flag in (("detach", detach), ("stateful", stateful)):
             if not isinstance(flag, bool):
@@ -185,9 +188,8 @@ class LIF(SpikingNeuron):
     """
 
     def _run(self, x, alpha, u0):
-        fused = _sg.has_derivative(self.sg)  # a custom surrogate without derivative: the loop
         return F.run_state(
-            *(x, self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach, fused),
+            *(x, self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach, self._fused),
             u0=u0,
             k=self._k(),
         )
