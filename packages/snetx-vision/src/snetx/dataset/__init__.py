@@ -4,7 +4,8 @@
 DistributedSampler. Both expose ``mnist_dataset``, ``Fmnist_dataset``,
 ``cifar10_dataset``, ``cifar100_dataset`` and ``digits_dataset``;
 :mod:`snetx.dataset.registry` holds the facts about each dataset (shape, classes,
-statistics, files).
+statistics, files). ``snetx.dataset.neuromorphic`` reads event datasets (N-MNIST, SHD)
+with tonic and integrates them into frames.
 """
 
 from . import registry
@@ -13,6 +14,7 @@ from ._common import DatasetCorruptError, DatasetError, DatasetNotFoundError
 __all__ = [
     "vision",
     "ddp",
+    "neuromorphic",
     "registry",
     "DatasetError",
     "DatasetNotFoundError",
@@ -21,7 +23,7 @@ __all__ = [
 
 
 def __getattr__(name):
-    if name in ("vision", "ddp"):
+    if name in ("vision", "ddp", "neuromorphic"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

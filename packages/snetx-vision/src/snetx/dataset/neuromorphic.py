@@ -1,0 +1,319 @@
+r"""Neuromorphic datasets as frames ``N x T x ...``, read with tonic (``pip install
+'snetx-vision[neuromorphic]'``).
+
+So far: N-MNIST (event camera, ``N x T x 2 x 34 x 34``) and the Spiking Heidelberg Digits
+(spiking audio, ``N x T x 700``). Each loader function is
+``(data_dir, batch_size, test_batch_size, T, transforms=None, *, download=True,
+num_workers=None, pin_memory=None, seed=None, split_by="number", size=None,
+cache_dir=None) -> (train_loader, test_loader)``.
+
+Files. ``data_dir`` holds each dataset in the layout tonic's dataset classes use after
+download and extraction (``data_dir/NMNIST/Train/<digit>/*.bin``, ``data_dir/SHD/shd_train.h5``):
+a folder tonic downloaded works as it is. With the extracted files present the archives
+(and their checksums) are not needed; when they are missing, ``download=True`` lets tonic
+fetch them, else :class:`~snetx.dataset.DatasetNotFoundError` says where to put which files.
+
+Frames. :func:`integrate` turns one sample's events into ``T`` frames of event counts per
+polarity (cameras) or per unit (audio). ``split_by="number"`` gives bins of equal event
+count, the common choice for DVS benchmarks (as SpikingJelly's ``frames_number`` /
+``split_by="number"``); the remainder of a count that is not a multiple of ``T`` goes to
+the last bin, so no event is lost. ``split_by="time"`` gives bins of equal duration over the
+sample's span. ``size=(h, w)`` scales event coordinates (``x * w // W``), so every event
+still lands in a pixel and the counts still sum to the sample's event count.
+
+Cache. Frames are computed once and stored as ``.npy`` files under ``cache_dir`` (default
+``data_dir/.snetx-frames``), in a folder keyed by the dataset, split, ``T``, ``split_by``
+and ``size``: a changed setting never reuses a stale cache, and an unreadable or
+wrong-shaped entry is recomputed. The first pass over a split fills the cache through the
+loader's workers, with a progress bar.
+
+Example::
+
+    >>> import numpy as np
+    >>> from snetx.dataset.neuromorphic import integrate
+    >>> ev = np.zeros(183, dtype=[("x", int), ("y", int), ("t", int), ("p", int)])
+    >>> ev["t"] = np.arange(183)
+    >>> frames = integrate(ev, (34, 34, 2), T=4)
+    >>> frames.shape, frames.sum(axis=(1, 2, 3)).tolist()   # 45 per bin, the last gets 3 more
+    ((4, 2, 34, 34), [45.0, 45.0, 45.0, 48.0])
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ._common import DatasetError, DatasetNotFoundError, loader_options
+
+__all__ = ["integrate", "FrameDataset", "nmnist_dataset", "shd_dataset", "SPLIT_BY"]
+
+SPLIT_BY = ("number", "time")
+FORMAT = 1  # bump when the frame layout changes: old cache folders are then not reused
+
+
+def _tonic():
+    try:
+        import tonic  # noqa: F401
+    except ImportError as e:
+        raise ImportError(
+            "snetx.dataset.neuromorphic reads datasets with tonic: "
+            "pip install 'snetx-vision[neuromorphic]'"
+        ) from e
+    import tonic.datasets
+
+    return tonic.datasets
+
+
+def _bins(events, T, split_by):
+    """The time bin (0 .. T-1) of every event."""
+    n = len(events)
+    if split_by == "number":
+        per = n // T
+        if per == 0:  # fewer events than bins: all in the last one, as the remainder rule
+            return np.full(n, T - 1, dtype=np.int64)
+        return np.minimum(np.arange(n) // per, T - 1)
+    t = events["t"].astype(np.float64)
+    t0, span = t.min(), t.max() - t.min()
+    if span <= 0:
+        return np.zeros(n, dtype=np.int64)
+    return np.minimum(((t - t0) * T / span).astype(np.int64), T - 1)
+
+
+def integrate(events, sensor_size, T, split_by="number", size=None):
+    """``T`` frames of event counts (float32) from a structured event array (tonic's
+    format: fields ``x``, ``t``, ``p`` and, for cameras, ``y``; events in time order).
+
+    ``sensor_size`` is tonic's ``(W, H, P)``; cameras give ``T x P x H x W`` (``size``
+    ``(h, w)`` scales coordinates), 1-row sensors (audio) give ``T x W``.
+    """
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"split_by must be one of {SPLIT_BY}, got {split_by!r}")
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be an int >= 1, got {T!r}")
+    width, height, polarities = sensor_size
+    events = np.asarray(events)
+    bins = _bins(events, T, split_by) if len(events) else np.zeros(0, dtype=np.int64)
+    x = events["x"].astype(np.int64)
+    if height == 1 and "y" not in events.dtype.names:  # audio: one count per unit
+        frames = np.zeros((T, width), dtype=np.float32)
+        np.add.at(frames, (bins, x), 1)
+        return frames
+    y = events["y"].astype(np.int64)
+    p = (events["p"].astype(np.int64) > 0).astype(np.int64) if polarities == 2 else 0 * x
+    h, w = (height, width) if size is None else size
+    if size is not None:
+        x, y = x * w // width, y * h // height
+    frames = np.zeros((T, polarities, h, w), dtype=np.float32)
+    np.add.at(frames, (bins, p, y, x), 1)
+    return frames
+
+
+class FrameDataset(Dataset):
+    """Frames of a tonic dataset, cached on disk (see the module doc). Items are
+    ``(frames float32 tensor, label int)``; ``transform`` applies to the frames tensor."""
+
+    def __init__(self, source, sensor_size, T, split_by, size, cache_root, key, transform=None):
+        self.source, self.sensor_size = source, sensor_size
+        self.T, self.split_by, self.size, self.transform = T, split_by, size, transform
+        settings = {"key": key, "T": T, "split_by": split_by, "size": size, "format": FORMAT}
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        self.cache = Path(cache_root) / f"{key}-T{T}-{split_by}-{digest}"
+        self.cache.mkdir(parents=True, exist_ok=True)
+        (self.cache / "settings.json").write_text(json.dumps(settings))
+        self.labels = _labels(source)
+
+    def __len__(self):
+        return len(self.source)
+
+    def _shape(self):
+        w, h, p = self.sensor_size
+        if h == 1:
+            return (self.T, w)
+        hw = (h, w) if self.size is None else tuple(self.size)
+        return (self.T, p, *hw)
+
+    def frames(self, i):
+        path = self.cache / f"{i}.npy"
+        try:
+            frames = np.load(path, allow_pickle=False)
+            if frames.shape == self._shape() and frames.dtype == np.float32:
+                return frames
+        except (OSError, ValueError, EOFError):
+            pass  # missing or damaged: compute it again
+        events, _ = self.source[i]
+        frames = integrate(events, self.sensor_size, self.T, self.split_by, self.size)
+        fd, tmp = tempfile.mkstemp(dir=self.cache, suffix=".npy.tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, frames)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return frames
+
+    def __getitem__(self, i):
+        x = torch.from_numpy(self.frames(i))
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.labels[i])
+
+    def prepare(self, num_workers=0):
+        """Fill the cache for every sample (in the loader workers), with a progress bar."""
+        missing = [i for i in range(len(self)) if not (self.cache / f"{i}.npy").is_file()]
+        if not missing:
+            return
+        from tqdm import tqdm
+
+        loader = DataLoader(
+            _Indices(self, missing), batch_size=None, num_workers=num_workers, shuffle=False
+        )
+        for _ in tqdm(loader, total=len(missing), desc=f"frames {self.cache.name}", leave=False):
+            pass
+
+
+def _labels(source):
+    """Every sample's label without reading its events: tonic's ``targets`` list, or the
+    ``labels`` array of a one-file HDF5 dataset (SHD)."""
+    targets = getattr(source, "targets", None)
+    if targets is not None and len(targets) == len(source):
+        return [int(t) for t in targets]
+    import h5py
+
+    with h5py.File(Path(source.location_on_system, source.data_filename), "r") as f:
+        return [int(t) for t in f["labels"][()]]
+
+
+class _Indices(Dataset):
+    def __init__(self, frames, indices):
+        self.frames_ds, self.indices = frames, indices
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        self.frames_ds.frames(self.indices[k])
+        return 0
+
+
+# ---- the datasets ---------------------------------------------------------------------
+
+
+def _source(name, data_dir, train, download, expected):
+    """tonic's dataset class for ``name``, with its file discovery and parsing, but which
+    accepts the extracted files alone (no archive) and downloads only when allowed."""
+    datasets = _tonic()
+    base = getattr(datasets, name)
+
+    class Source(base):
+        def _check_exists(self):
+            data = getattr(self, "data_filename", None)  # one file per split (SHD)
+            if data:
+                return Path(self.location_on_system, data).is_file()
+            folder = Path(self.location_on_system, self.folder_name)
+            return any(folder.rglob(f"*{expected[1]}"))
+
+        def download(self):
+            if not download:
+                raise DatasetNotFoundError(
+                    f"{name} not found in {self.location_on_system} (download=False). "
+                    f"Expected there: {expected[0]}; tonic can download it with download=True"
+                )
+            return super().download()
+
+    Source.__name__ = name
+    try:
+        return Source(os.fspath(data_dir), train=train)
+    except DatasetError:
+        raise
+    except Exception as e:  # a failed download, an unreadable file
+        raise DatasetNotFoundError(
+            f"{name} could not be read or downloaded into {Path(data_dir, name)}. "
+            f"Expected there: {expected[0]}. Cause: {type(e).__name__}: {e}"
+        ) from e
+
+
+SOURCES = {
+    "nmnist": ("NMNIST", ("Train/<digit>/*.bin and Test/<digit>/*.bin", ".bin"), (34, 34, 2)),
+    "shd": ("SHD", ("shd_train.h5 and shd_test.h5", ".h5"), (700, 1, 1)),
+}
+
+
+def _loaders(
+    key,
+    data_dir,
+    batch_size,
+    test_batch_size,
+    T,
+    transforms,
+    download,
+    num_workers,
+    pin_memory,
+    seed,
+    split_by,
+    size,
+    cache_dir,
+):
+    name, expected, sensor = SOURCES[key]
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"split_by must be one of {SPLIT_BY}, got {split_by!r}")
+    train_tf, test_tf = transforms if transforms is not None else (None, None)
+    cache_root = Path(cache_dir) if cache_dir is not None else Path(data_dir, ".snetx-frames")
+    opts = loader_options(num_workers, pin_memory, persistent_workers=False)
+    sets = []
+    for train, tf in ((True, train_tf), (False, test_tf)):
+        source = _source(name, data_dir, train, download, expected)
+        split = "train" if train else "test"
+        frames = FrameDataset(source, sensor, T, split_by, size, cache_root, f"{key}-{split}", tf)
+        frames.prepare(opts["num_workers"])
+        sets.append(frames)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    train = DataLoader(
+        sets[0], batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, **opts
+    )
+    test = DataLoader(sets[1], batch_size=test_batch_size, shuffle=False, **opts)
+    return train, test
+
+
+def _make(key, doc):
+    def loader(
+        data_dir,
+        batch_size,
+        test_batch_size,
+        T,
+        transforms=None,
+        *,
+        download=True,
+        num_workers=None,
+        pin_memory=None,
+        seed=None,
+        split_by="number",
+        size=None,
+        cache_dir=None,
+    ):
+        return _loaders(
+            key, data_dir, batch_size, test_batch_size, T, transforms, download,
+            num_workers, pin_memory, seed, split_by, size, cache_dir,
+        )  # fmt: skip
+
+    loader.__name__ = loader.__qualname__ = f"{key}_dataset"
+    loader.__doc__ = doc
+    return loader
+
+
+nmnist_dataset = _make(
+    "nmnist",
+    "N-MNIST (Orchard et al., 2015; CC BY-SA 4.0): 60,000 / 10,000 saccade recordings of "
+    "MNIST digits, 34 x 34, 2 polarities -> batches ``N x T x 2 x 34 x 34``. Files: "
+    "``data_dir/NMNIST/Train/<digit>/*.bin``, ``.../Test/<digit>/*.bin``.",
+)
+shd_dataset = _make(
+    "shd",
+    "Spiking Heidelberg Digits (Cramer et al., 2020; CC BY 4.0): 8,156 / 2,264 spoken digits "
+    "(20 classes) as spikes of 700 cochlea channels -> batches ``N x T x 700``. Files: "
+    "``data_dir/SHD/shd_train.h5``, ``data_dir/SHD/shd_test.h5``.",
+)

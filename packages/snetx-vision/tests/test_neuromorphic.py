@@ -1,0 +1,149 @@
+"""Neuromorphic loaders on small files in the real on-disk formats (N-MNIST .bin, SHD
+HDF5) with known events, read through tonic."""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("tonic")
+h5py = pytest.importorskip("h5py")
+from snetx.dataset import DatasetNotFoundError, neuromorphic  # noqa: E402
+
+
+def write_nmnist_bin(path, x, y, t, p):
+    """N-MNIST's 40-bit events: x, y, then polarity (bit 7) and a 23-bit timestamp (us)."""
+    t = np.asarray(t, dtype=np.uint32)
+    raw = np.stack(
+        [x, y, (np.asarray(p) << 7) | ((t >> 16) & 127), (t >> 8) & 255, t & 255], axis=1
+    ).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw.tobytes())
+
+
+def make_nmnist(root, per_split=(6, 3), seed=0):
+    """A few samples per split; returns {split: [(events count, label), ...]} in the order
+    tonic lists them (folders, then files, sorted)."""
+    rng = np.random.default_rng(seed)
+    made = {}
+    for split, n in zip(("Train", "Test"), per_split):
+        rows = []
+        for i in range(n):
+            label = i % 3
+            count = int(rng.integers(5, 200))
+            t = np.sort(rng.integers(0, 300_000, count))
+            x, y = rng.integers(0, 34, count), rng.integers(0, 34, count)
+            p = rng.integers(0, 2, count)
+            write_nmnist_bin(root / "NMNIST" / split / str(label) / f"{i:05d}.bin", x, y, t, p)
+            rows.append((label, x, y, t, p))
+        made[split] = sorted(rows, key=lambda r: r[0])  # tonic walks digit folders in order
+    return made
+
+
+def make_shd(root, n=(8, 4), seed=1):
+    rng = np.random.default_rng(seed)
+    made = {}
+    (root / "SHD").mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "test"), n):
+        times, units, labels = [], [], []
+        for i in range(count):
+            k = int(rng.integers(3, 120))
+            times.append(np.sort(rng.random(k) * 0.9).astype(np.float16))
+            units.append(rng.integers(0, 700, k).astype(np.uint16))
+            labels.append(i % 20)
+        with h5py.File(root / "SHD" / f"shd_{split}.h5", "w") as f:
+            f.create_dataset(
+                "spikes/times",
+                data=np.array(times, dtype=object),
+                dtype=h5py.vlen_dtype(np.float16),
+            )
+            f.create_dataset(
+                "spikes/units", data=np.array(units, dtype=object), dtype=h5py.vlen_dtype(np.uint16)
+            )
+            f.create_dataset("labels", data=np.array(labels, dtype=np.uint16))
+            f.create_dataset("extra/keys", data=np.array([b"k%d" % j for j in range(20)]))
+            f.create_dataset("extra/speaker", data=np.zeros(count, dtype=np.uint16))
+        made[split] = list(zip(labels, times, units))
+    return made
+
+
+def _bin_counts(n, T):
+    per = n // T
+    counts = [per] * T
+    counts[-1] += n - per * T
+    return counts
+
+
+@pytest.mark.parametrize("T", [1, 4, 7])
+def test_nmnist_frames_count_every_event_in_its_bin(tmp_path, T):
+    made = make_nmnist(tmp_path)
+    train, test = neuromorphic.nmnist_dataset(tmp_path, 2, 8, T, download=False, num_workers=0)
+    x, y = next(iter(test))
+    assert x.shape == (3, T, 2, 34, 34) and x.dtype == torch.float32 and y.dtype == torch.int64
+    for i, (label, ex, ey, _et, ep) in enumerate(made["Test"]):
+        assert int(y[i]) == label
+        per_bin = x[i].sum(dim=(1, 2, 3)).tolist()
+        assert per_bin == _bin_counts(len(ex), T)  # the remainder goes to the last bin
+        expected = np.zeros((2, 34, 34), dtype=np.float32)
+        np.add.at(expected, (ep, ey, ex), 1)
+        assert torch.equal(x[i].sum(0), torch.from_numpy(expected))  # every event, its pixel
+    assert len(train.dataset) == 6 and len(train) == 3
+
+
+def test_split_by_time_and_resize_keep_every_event(tmp_path):
+    made = make_nmnist(tmp_path)
+    _, test = neuromorphic.nmnist_dataset(
+        tmp_path, 2, 8, 5, download=False, num_workers=0, split_by="time", size=(17, 17)
+    )
+    x, _ = next(iter(test))
+    assert x.shape == (3, 5, 2, 17, 17)
+    for i, (_, ex, _ey, et, _ep) in enumerate(made["Test"]):
+        assert x[i].sum().item() == len(ex)
+        span = et.max() - et.min()
+        bins = np.minimum(((et - et.min()) * 5 / span).astype(int), 4)
+        assert x[i].sum(dim=(1, 2, 3)).tolist() == np.bincount(bins, minlength=5).tolist()
+
+
+def test_shd_frames(tmp_path):
+    made = make_shd(tmp_path)
+    train, test = neuromorphic.shd_dataset(tmp_path, 4, 4, 6, download=False, num_workers=0)
+    x, y = next(iter(test))
+    assert x.shape == (4, 6, 700) and y.tolist() == [r[0] for r in made["test"]]
+    for i, (_, _times, units) in enumerate(made["test"]):
+        assert x[i].sum(0).tolist() == np.bincount(units, minlength=700).tolist()
+        assert x[i].sum(1).tolist() == _bin_counts(len(units), 6)
+    assert len(train) == 2
+
+
+def test_cache_is_reused_rebuilt_on_change_and_on_damage(tmp_path, monkeypatch):
+    make_nmnist(tmp_path)
+    calls = []
+    real = neuromorphic.integrate
+    monkeypatch.setattr(neuromorphic, "integrate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    args = (tmp_path, 2, 8)
+    neuromorphic.nmnist_dataset(*args, 4, download=False, num_workers=0)
+    assert len(calls) == 9  # 6 train + 3 test, computed once
+    _, test = neuromorphic.nmnist_dataset(*args, 4, download=False, num_workers=0)
+    first = next(iter(test))[0]
+    assert len(calls) == 9  # second load: read from disk
+    neuromorphic.nmnist_dataset(*args, 5, download=False, num_workers=0)
+    assert len(calls) == 18  # another T: another cache
+    (entry,) = [p for p in test.dataset.cache.glob("0.npy")]
+    entry.write_bytes(b"\x93NUMPY garbage")
+    again = next(iter(test))[0]
+    assert len(calls) == 19 and torch.equal(again, first)  # damaged entry recomputed
+
+
+def test_missing_dataset_says_where_to_put_the_files(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match=r"NMNIST.*Train/<digit>/\*\.bin.*download"):
+        neuromorphic.nmnist_dataset(tmp_path, 2, 2, 4, download=False, num_workers=0)
+    with pytest.raises(DatasetNotFoundError, match=r"shd_train\.h5"):
+        neuromorphic.shd_dataset(tmp_path, 2, 2, 4, download=False, num_workers=0)
+
+
+def test_integrate_checks_its_arguments():
+    ev = np.zeros(3, dtype=[("x", int), ("y", int), ("t", int), ("p", int)])
+    with pytest.raises(ValueError, match="split_by must be one of"):
+        neuromorphic.integrate(ev, (34, 34, 2), 4, split_by="count")
+    with pytest.raises(ValueError, match="T must be an int >= 1"):
+        neuromorphic.integrate(ev, (34, 34, 2), 0)
+    assert neuromorphic.integrate(ev, (34, 34, 2), 4).sum(axis=(1, 2, 3)).tolist() == [0, 0, 0, 3]
