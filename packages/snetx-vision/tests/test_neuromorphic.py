@@ -147,3 +147,81 @@ def test_integrate_checks_its_arguments():
     with pytest.raises(ValueError, match="T must be an int >= 1"):
         neuromorphic.integrate(ev, (34, 34, 2), 0)
     assert neuromorphic.integrate(ev, (34, 34, 2), 4).sum(axis=(1, 2, 3)).tolist() == [0, 0, 0, 3]
+
+
+def make_dvs_gesture(root, seed=2):
+    """tonic's preprocessed DVS Gesture: per user and lighting, <label>.npy with columns
+    x, y, p, t (ms)."""
+    rng = np.random.default_rng(seed)
+    made = {}
+    for split, users in (("ibmGestureTrain", (1, 2)), ("ibmGestureTest", (3,))):
+        rows = []
+        for user in users:
+            for label in (0, 4, 10):
+                n = int(rng.integers(20, 150))
+                ev = np.stack(
+                    [rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n),
+                     np.sort(rng.integers(0, 900, n))], axis=1,
+                )  # fmt: skip
+                folder = root / "DVSGesture" / split / f"user{user:02d}_fluorescent"
+                folder.mkdir(parents=True, exist_ok=True)
+                np.save(folder / f"{label}.npy", ev)
+                rows.append((str(folder / f"{label}.npy"), label, ev))
+        made[split] = [r[1:] for r in sorted(rows)]
+    return made
+
+
+def test_dvs_gesture_frames(tmp_path):
+    made = make_dvs_gesture(tmp_path)
+    train, test = neuromorphic.dvs_gesture_dataset(
+        tmp_path, 2, 8, 4, download=False, num_workers=0, size=(32, 32)
+    )
+    x, y = next(iter(test))
+    assert x.shape == (3, 4, 2, 32, 32)
+    assert y.tolist() == [label for label, _ in made["ibmGestureTest"]]
+    for i, (_, ev) in enumerate(made["ibmGestureTest"]):
+        expected = np.zeros((2, 32, 32), dtype=np.float32)
+        np.add.at(expected, (ev[:, 2], ev[:, 1] * 32 // 128, ev[:, 0] * 32 // 128), 1)
+        assert torch.equal(x[i].sum(0), torch.from_numpy(expected))
+        assert x[i].sum(dim=(1, 2, 3)).tolist() == _bin_counts(len(ev), 4)
+    assert len(train.dataset) == 6
+
+
+def test_cifar10_dvs_from_aedat4_files_with_the_fixed_split(tmp_path):
+    dv = pytest.importorskip("dv_processing")
+    pytest.importorskip("aedat")
+    rng = np.random.default_rng(3)
+    counts = {}
+    for cls in ("airplane", "cat"):
+        folder = tmp_path / "CIFAR10DVS" / cls
+        folder.mkdir(parents=True)
+        for i in range(10):  # 10 files per class: 9 train, 1 test
+            n = int(rng.integers(30, 90))
+            writer = dv.io.MonoCameraWriter(
+                str(folder / f"cifar10_{cls}_{i}.aedat4"),
+                dv.io.MonoCameraWriter.EventOnlyConfig("DVXplorer_sample", (128, 128)),
+            )
+            store = dv.EventStore()
+            for k in range(n):
+                store.push_back(1000 + 10 * k, int(rng.integers(128)), int(rng.integers(128)),
+                                bool(k % 2))  # fmt: skip
+            writer.writeEvents(store)
+            del writer  # closes the file
+            counts[(cls, i)] = n
+    train, test = neuromorphic.cifar10_dvs_dataset(
+        tmp_path, 3, 8, 5, download=False, num_workers=0, size=(48, 48)
+    )
+    assert len(train.dataset) == 18 and len(test.dataset) == 2
+    x, y = next(iter(test))
+    assert x.shape == (2, 5, 2, 48, 48)
+    # the test files are the last of each class in sorted order: cifar10_<cls>_9
+    assert y.tolist() == [0, 3]  # tonic's class numbers: airplane 0, cat 3
+    assert x[0].sum().item() == counts[("airplane", 9)]
+    assert x[1].sum().item() == counts[("cat", 9)]
+
+
+def test_fixed_split_is_per_class_and_order_based():
+    targets = [0] * 10 + [1] * 20 + [2] * 3
+    train, test = neuromorphic.fixed_split(targets)
+    assert test == [9, 28, 29, 32] and len(train) == 29
+    assert neuromorphic.fixed_split(targets) == (train, test)  # the same every time

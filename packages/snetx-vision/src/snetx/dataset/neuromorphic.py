@@ -1,8 +1,8 @@
 r"""Neuromorphic datasets as frames ``N x T x ...``, read with tonic (``pip install
 'snetx-vision[neuromorphic]'``).
 
-So far: N-MNIST (event camera, ``N x T x 2 x 34 x 34``) and the Spiking Heidelberg Digits
-(spiking audio, ``N x T x 700``). Each loader function is
+N-MNIST, DVS128 Gesture and CIFAR10-DVS (event cameras, ``N x T x 2 x H x W``) and the
+Spiking Heidelberg Digits (spiking audio, ``N x T x 700``). Each loader function is
 ``(data_dir, batch_size, test_batch_size, T, transforms=None, *, download=True,
 num_workers=None, pin_memory=None, seed=None, split_by="number", size=None,
 cache_dir=None) -> (train_loader, test_loader)``.
@@ -50,7 +50,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from ._common import DatasetError, DatasetNotFoundError, loader_options
 
-__all__ = ["integrate", "FrameDataset", "nmnist_dataset", "shd_dataset", "SPLIT_BY"]
+__all__ = [
+    "integrate",
+    "fixed_split",
+    "FrameDataset",
+    "nmnist_dataset",
+    "dvs_gesture_dataset",
+    "cifar10_dvs_dataset",
+    "shd_dataset",
+    "SPLIT_BY",
+]
 
 SPLIT_BY = ("number", "time")
 FORMAT = 1  # bump when the frame layout changes: old cache folders are then not reused
@@ -120,7 +129,10 @@ class FrameDataset(Dataset):
     def __init__(self, source, sensor_size, T, split_by, size, cache_root, key, transform=None):
         self.source, self.sensor_size = source, sensor_size
         self.T, self.split_by, self.size, self.transform = T, split_by, size, transform
-        settings = {"key": key, "T": T, "split_by": split_by, "size": size, "format": FORMAT}
+        settings = {
+            "key": key, "T": T, "split_by": split_by, "size": size, "format": FORMAT,
+            "samples": len(source), "files": _identity(source),
+        }  # fmt: skip
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         self.cache = Path(cache_root) / f"{key}-T{T}-{split_by}-{digest}"
         self.cache.mkdir(parents=True, exist_ok=True)
@@ -212,7 +224,7 @@ def _source(name, data_dir, train, download, expected):
     class Source(base):
         def _check_exists(self):
             data = getattr(self, "data_filename", None)  # one file per split (SHD)
-            if data:
+            if isinstance(data, str):
                 return Path(self.location_on_system, data).is_file()
             folder = Path(self.location_on_system, self.folder_name)
             return any(folder.rglob(f"*{expected[1]}"))
@@ -227,6 +239,8 @@ def _source(name, data_dir, train, download, expected):
 
     Source.__name__ = name
     try:
+        if train is None:  # one set, split by snetx (CIFAR10-DVS)
+            return Source(os.fspath(data_dir))
         return Source(os.fspath(data_dir), train=train)
     except DatasetError:
         raise
@@ -237,10 +251,90 @@ def _source(name, data_dir, train, download, expected):
         ) from e
 
 
+# key -> (tonic class, (expected files in words, extension), sensor size (W, H, P),
+#         whether tonic has a train/test split)
 SOURCES = {
-    "nmnist": ("NMNIST", ("Train/<digit>/*.bin and Test/<digit>/*.bin", ".bin"), (34, 34, 2)),
-    "shd": ("SHD", ("shd_train.h5 and shd_test.h5", ".h5"), (700, 1, 1)),
+    "nmnist": ("NMNIST", ("Train/<digit>/*.bin and Test/<digit>/*.bin", ".bin"), (34, 34, 2), True),
+    "dvsgesture": (
+        "DVSGesture",
+        ("ibmGestureTrain/userNN_<lighting>/<label>.npy and ibmGestureTest/...", ".npy"),
+        (128, 128, 2),
+        True,
+    ),
+    "cifar10dvs": (
+        "CIFAR10DVS",
+        ("<class>/*.aedat4 (10 class folders)", ".aedat4"),
+        (128, 128, 2),
+        False,
+    ),
+    "shd": ("SHD", ("shd_train.h5 and shd_test.h5", ".h5"), (700, 1, 1), True),
 }
+#: CIFAR10-DVS has no official split: per class, the first floor(TRAIN_FRACTION * n) files in
+#: sorted order train, the rest test (the same on every run and machine; 900 / 100 per class
+#: for the full dataset).
+TRAIN_FRACTION = 0.9
+
+
+class _Subset:
+    """Some samples of a tonic dataset, with their labels as ``targets``."""
+
+    def __init__(self, source, indices):
+        self.source, self.indices = source, list(indices)
+        self.targets = [source.targets[i] for i in self.indices]
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.source[self.indices[i]]
+
+
+def fixed_split(targets, fraction=TRAIN_FRACTION):
+    """(train indices, test indices): per class, the first ``fraction`` of the samples in
+    the given (sorted) order train, the rest test."""
+    train, test = [], []
+    for label in sorted(set(targets)):
+        members = [i for i, t in enumerate(targets) if t == label]
+        cut = int(len(members) * fraction + 1e-9)  # the first floor(fraction * n) train
+        train += members[:cut]
+        test += members[cut:]
+    return sorted(train), sorted(test)
+
+
+def _in_path_order(source):
+    """Sort a file-per-sample tonic dataset by path (its own listing follows the file
+    system's order), so that sample i is the same file on every machine and run."""
+    data = getattr(source, "data", None)
+    if data and len(data) == len(source):
+        order = sorted(range(len(data)), key=lambda i: data[i])
+        for field in ("data", "targets", "users", "lighting"):
+            values = getattr(source, field, None)
+            if values is not None and len(values) == len(order):
+                setattr(source, field, [values[i] for i in order])
+    return source
+
+
+def _split_sources(key, data_dir, download):
+    name, expected, _, has_split = SOURCES[key]
+    if has_split:
+        return [
+            _in_path_order(_source(name, data_dir, train, download, expected))
+            for train in (True, False)
+        ]
+    whole = _in_path_order(_source(name, data_dir, None, download, expected))
+    return [_Subset(whole, part) for part in fixed_split(whole.targets)]
+
+
+def _identity(source):
+    """What the samples are: their files, sizes and times (or the one HDF5 file's)."""
+    base = getattr(source, "source", source)
+    files = getattr(base, "data", None) or [Path(base.location_on_system, base.data_filename)]
+    h = hashlib.sha256()
+    for f in files:
+        st = os.stat(f)
+        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}".encode())
+    h.update(repr(getattr(source, "indices", None)).encode())
+    return h.hexdigest()[:16]
 
 
 def _loaders(
@@ -258,16 +352,15 @@ def _loaders(
     size,
     cache_dir,
 ):
-    name, expected, sensor = SOURCES[key]
+    sensor = SOURCES[key][2]
     if split_by not in SPLIT_BY:
         raise ValueError(f"split_by must be one of {SPLIT_BY}, got {split_by!r}")
     train_tf, test_tf = transforms if transforms is not None else (None, None)
     cache_root = Path(cache_dir) if cache_dir is not None else Path(data_dir, ".snetx-frames")
     opts = loader_options(num_workers, pin_memory, persistent_workers=False)
     sets = []
-    for train, tf in ((True, train_tf), (False, test_tf)):
-        source = _source(name, data_dir, train, download, expected)
-        split = "train" if train else "test"
+    sources = _split_sources(key, data_dir, download)
+    for source, split, tf in zip(sources, ("train", "test"), (train_tf, test_tf)):
         frames = FrameDataset(source, sensor, T, split_by, size, cache_root, f"{key}-{split}", tf)
         frames.prepare(opts["num_workers"])
         sets.append(frames)
@@ -310,6 +403,22 @@ nmnist_dataset = _make(
     "N-MNIST (Orchard et al., 2015; CC BY-SA 4.0): 60,000 / 10,000 saccade recordings of "
     "MNIST digits, 34 x 34, 2 polarities -> batches ``N x T x 2 x 34 x 34``. Files: "
     "``data_dir/NMNIST/Train/<digit>/*.bin``, ``.../Test/<digit>/*.bin``.",
+)
+dvs_gesture_dataset = _make(
+    "dvsgesture",
+    "DVS128 Gesture (Amir et al., CVPR 2017; CC BY 4.0), tonic's preprocessed version: "
+    "1,077 / 264 recordings of 11 gestures, 128 x 128, 2 polarities -> batches "
+    "``N x T x 2 x 128 x 128`` (``size`` to shrink). Files: "
+    "``data_dir/DVSGesture/ibmGestureTrain/userNN_<lighting>/<label>.npy``, "
+    "``.../ibmGestureTest/...``.",
+)
+cifar10_dvs_dataset = _make(
+    "cifar10dvs",
+    "CIFAR10-DVS (Li et al., 2017; CC BY 4.0): 10,000 recordings of CIFAR-10 images, "
+    "128 x 128, 2 polarities -> batches ``N x T x 2 x 128 x 128`` (``size=(48, 48)`` as in "
+    "the TET paper). No official split: per class the first 90% of the files in sorted order "
+    "train, the rest test (:func:`fixed_split`). Files: "
+    "``data_dir/CIFAR10DVS/<class>/*.aedat4``.",
 )
 shd_dataset = _make(
     "shd",
