@@ -63,3 +63,83 @@ def make_cifar(root, hundred=False, per_batch=10, n_test=12, seed=0):
     with open(base / meta, "wb") as f:
         pickle.dump({names_key: [f"class{i}" for i in range(classes)]}, f)
     return data
+
+
+def write_nmnist_bin(path, x, y, t, p):
+    """N-MNIST's 40-bit events: x, y, then polarity (bit 7) and a 23-bit timestamp (us)."""
+    t = np.asarray(t, dtype=np.uint32)
+    raw = np.stack(
+        [x, y, (np.asarray(p) << 7) | ((t >> 16) & 127), (t >> 8) & 255, t & 255], axis=1
+    ).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw.tobytes())
+
+
+def make_nmnist(root, per_split=(6, 3), seed=0):
+    """A few samples per split; returns {split: [(events count, label), ...]} in the order
+    tonic lists them (folders, then files, sorted)."""
+    rng = np.random.default_rng(seed)
+    made = {}
+    for split, n in zip(("Train", "Test"), per_split):
+        rows = []
+        for i in range(n):
+            label = i % 3
+            count = int(rng.integers(5, 200))
+            t = np.sort(rng.integers(0, 300_000, count))
+            x, y = rng.integers(0, 34, count), rng.integers(0, 34, count)
+            p = rng.integers(0, 2, count)
+            write_nmnist_bin(root / "NMNIST" / split / str(label) / f"{i:05d}.bin", x, y, t, p)
+            rows.append((label, x, y, t, p))
+        made[split] = sorted(rows, key=lambda r: r[0])  # tonic walks digit folders in order
+    return made
+
+
+def make_shd(root, n=(8, 4), seed=1):
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    made = {}
+    (root / "SHD").mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "test"), n):
+        times, units, labels = [], [], []
+        for i in range(count):
+            k = int(rng.integers(3, 120))
+            times.append(np.sort(rng.random(k) * 0.9).astype(np.float16))
+            units.append(rng.integers(0, 700, k).astype(np.uint16))
+            labels.append(i % 20)
+        with h5py.File(root / "SHD" / f"shd_{split}.h5", "w") as f:
+            f.create_dataset(
+                "spikes/times",
+                data=np.array(times, dtype=object),
+                dtype=h5py.vlen_dtype(np.float16),
+            )
+            f.create_dataset(
+                "spikes/units", data=np.array(units, dtype=object), dtype=h5py.vlen_dtype(np.uint16)
+            )
+            f.create_dataset("labels", data=np.array(labels, dtype=np.uint16))
+            f.create_dataset("extra/keys", data=np.array([b"k%d" % j for j in range(20)]))
+            f.create_dataset("extra/speaker", data=np.zeros(count, dtype=np.uint16))
+        made[split] = list(zip(labels, times, units))
+    return made
+
+
+def make_dvs_gesture(root, seed=2):
+    """tonic's preprocessed DVS Gesture: per user and lighting, <label>.npy with columns
+    x, y, p, t (ms)."""
+    rng = np.random.default_rng(seed)
+    made = {}
+    for split, users in (("ibmGestureTrain", (1, 2)), ("ibmGestureTest", (3,))):
+        rows = []
+        for user in users:
+            for label in (0, 4, 10):
+                n = int(rng.integers(20, 150))
+                ev = np.stack(
+                    [rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n),
+                     np.sort(rng.integers(0, 900, n))], axis=1,
+                )  # fmt: skip
+                folder = root / "DVSGesture" / split / f"user{user:02d}_fluorescent"
+                folder.mkdir(parents=True, exist_ok=True)
+                np.save(folder / f"{label}.npy", ev)
+                rows.append((str(folder / f"{label}.npy"), label, ev))
+        made[split] = [r[1:] for r in sorted(rows)]
+    return made

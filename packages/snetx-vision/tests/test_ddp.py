@@ -5,6 +5,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from fake_data import make_cifar, make_mnist
+from fake_data import make_nmnist as make_nmnist_events
 from snetx.dataset.ddp import vision as ddp_vision
 from snetx.models import svggnet
 from snetx.snn.algorithm import TETLoss
@@ -33,6 +34,18 @@ def _worker(rank, world, init_file, out_dir):
             tr, te = getattr(ddp_vision, name)(out_dir, 4, 4, download=False, num_workers=0)
             shapes[name] = (tuple(next(iter(tr))[0].shape), tuple(next(iter(te))[0].shape))
 
+        # the neuromorphic loaders over the same samplers (N-MNIST files in the real format)
+        from snetx.dataset.ddp import neuromorphic as ddp_events
+
+        ev_train, ev_test = ddp_events.nmnist_dataset(
+            os.path.join(out_dir, "events"), 2, 2, 3, num_workers=0, download=False
+        )
+        events = {
+            "train": list(ev_train.sampler),
+            "test": list(ev_test.sampler),
+            "shape": tuple(next(iter(ev_train))[0].shape),
+        }
+
         # a small spiking VGG under DDP: one training step
         torch.manual_seed(0)  # same initial weights on both ranks
         net = svggnet.VGG(
@@ -59,6 +72,7 @@ def _worker(rank, world, init_file, out_dir):
                 "shapes": shapes,
                 "state": {k: v.detach().clone() for k, v in net.named_parameters()},
                 "batch": y,
+                "events": events,
             },
             os.path.join(out_dir, f"rank{rank}.pt"),
         )
@@ -72,6 +86,7 @@ def test_two_process_gloo(tmp_path):
     make_mnist(tmp_path, "FashionMNIST")
     make_cifar(tmp_path)
     make_cifar(tmp_path, hundred=True)
+    make_nmnist_events(tmp_path / "events", per_split=(8, 5))
     mp.spawn(_worker, args=(world, str(tmp_path / "init"), str(tmp_path)), nprocs=world)
     r = [torch.load(tmp_path / f"rank{i}.pt") for i in range(world)]
     n_train = 1437
@@ -88,6 +103,12 @@ def test_two_process_gloo(tmp_path):
     assert r[1]["shapes"]["cifar100_dataset"] == ((4, 3, 32, 32), (4, 3, 32, 32))
     assert r[0]["shapes"]["Fmnist_dataset"][0] == (4, 1, 28, 28)
     assert r[1]["shapes"]["cifar10_dataset"][1] == (4, 3, 32, 32)
+    e0, e1 = r[0]["events"], r[1]["events"]
+    assert sorted(e0["train"] + e1["train"]) == list(range(8)) and not set(e0["train"]) & set(
+        e1["train"]
+    )
+    assert sorted(e0["test"] + e1["test"]) == list(range(5))  # every test sample once
+    assert e0["shape"] == (2, 3, 2, 34, 34)
     for k, v in r[0]["state"].items():
         torch.testing.assert_close(v, r[1]["state"][k], rtol=0, atol=0, msg=k)
 

@@ -351,6 +351,7 @@ def _loaders(
     split_by,
     size,
     cache_dir,
+    distributed=False,
 ):
     sensor = SOURCES[key][2]
     if split_by not in SPLIT_BY:
@@ -358,21 +359,46 @@ def _loaders(
     train_tf, test_tf = transforms if transforms is not None else (None, None)
     cache_root = Path(cache_dir) if cache_dir is not None else Path(data_dir, ".snetx-frames")
     opts = loader_options(num_workers, pin_memory, persistent_workers=False)
-    sets = []
-    sources = _split_sources(key, data_dir, download)
-    for source, split, tf in zip(sources, ("train", "test"), (train_tf, test_tf)):
-        frames = FrameDataset(source, sensor, T, split_by, size, cache_root, f"{key}-{split}", tf)
-        frames.prepare(opts["num_workers"])
-        sets.append(frames)
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    train = DataLoader(
-        sets[0], batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, **opts
-    )
-    test = DataLoader(sets[1], batch_size=test_batch_size, shuffle=False, **opts)
+
+    def build(may_download, fill):
+        sets = []
+        sources = _split_sources(key, data_dir, may_download)
+        for source, split, tf in zip(sources, ("train", "test"), (train_tf, test_tf)):
+            name = f"{key}-{split}"
+            frames = FrameDataset(source, sensor, T, split_by, size, cache_root, name, tf)
+            if fill:
+                frames.prepare(opts["num_workers"])
+            sets.append(frames)
+        return sets
+
+    if not distributed:
+        train_set, test_set = build(download, True)
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        train = DataLoader(
+            train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=gen, **opts
+        )
+        test = DataLoader(test_set, batch_size=test_batch_size, shuffle=False, **opts)
+        return train, test
+    import torch.distributed as dist
+    from torch.utils.data import DistributedSampler
+
+    from .ddp.vision import EpochLoader, ShardSampler, _require_process_group
+
+    _require_process_group()
+    # rank 0 downloads and fills the frame cache first; the others then read it
+    if dist.get_rank() == 0:
+        train_set, test_set = build(download, True)
+        dist.barrier()
+    else:
+        dist.barrier()
+        train_set, test_set = build(False, False)
+    sampler = DistributedSampler(train_set, shuffle=True, seed=seed or 0, drop_last=True)
+    train = EpochLoader(train_set, batch_size=batch_size, sampler=sampler, drop_last=True, **opts)
+    test = DataLoader(test_set, batch_size=test_batch_size, sampler=ShardSampler(test_set), **opts)
     return train, test
 
 
-def _make(key, doc):
+def _make(key, doc, distributed=False):
     def loader(
         data_dir,
         batch_size,
@@ -390,7 +416,7 @@ def _make(key, doc):
     ):
         return _loaders(
             key, data_dir, batch_size, test_batch_size, T, transforms, download,
-            num_workers, pin_memory, seed, split_by, size, cache_dir,
+            num_workers, pin_memory, seed, split_by, size, cache_dir, distributed,
         )  # fmt: skip
 
     loader.__name__ = loader.__qualname__ = f"{key}_dataset"
@@ -398,31 +424,41 @@ def _make(key, doc):
     return loader
 
 
-nmnist_dataset = _make(
-    "nmnist",
-    "N-MNIST (Orchard et al., 2015; CC BY-SA 4.0): 60,000 / 10,000 saccade recordings of "
-    "MNIST digits, 34 x 34, 2 polarities -> batches ``N x T x 2 x 34 x 34``. Files: "
-    "``data_dir/NMNIST/Train/<digit>/*.bin``, ``.../Test/<digit>/*.bin``.",
-)
-dvs_gesture_dataset = _make(
-    "dvsgesture",
-    "DVS128 Gesture (Amir et al., CVPR 2017; CC BY 4.0), tonic's preprocessed version: "
-    "1,077 / 264 recordings of 11 gestures, 128 x 128, 2 polarities -> batches "
+#: One-line descriptions (source, licence, size, files) of each loader, by dataset key.
+DOCS = {
+    "nmnist": "N-MNIST (Orchard et al., 2015; CC BY-SA 4.0): 60,000 / 10,000 saccade "
+    "recordings of MNIST digits, 34 x 34, 2 polarities -> batches ``N x T x 2 x 34 x 34``. "
+    "Files: ``data_dir/NMNIST/Train/<digit>/*.bin``, ``.../Test/<digit>/*.bin``.",
+    "dvsgesture": "DVS128 Gesture (Amir et al., CVPR 2017; CC BY 4.0), tonic's preprocessed "
+    "version: 1,077 / 264 recordings of 11 gestures, 128 x 128, 2 polarities -> batches "
     "``N x T x 2 x 128 x 128`` (``size`` to shrink). Files: "
     "``data_dir/DVSGesture/ibmGestureTrain/userNN_<lighting>/<label>.npy``, "
     "``.../ibmGestureTest/...``.",
-)
-cifar10_dvs_dataset = _make(
-    "cifar10dvs",
-    "CIFAR10-DVS (Li et al., 2017; CC BY 4.0): 10,000 recordings of CIFAR-10 images, "
-    "128 x 128, 2 polarities -> batches ``N x T x 2 x 128 x 128`` (``size=(48, 48)`` as in "
-    "the TET paper). No official split: per class the first 90% of the files in sorted order "
-    "train, the rest test (:func:`fixed_split`). Files: "
+    "cifar10dvs": "CIFAR10-DVS (Li et al., 2017; CC BY 4.0): 10,000 recordings of CIFAR-10 "
+    "images, 128 x 128, 2 polarities -> batches ``N x T x 2 x 128 x 128`` (``size=(48, 48)`` "
+    "as in the TET paper). No official split: per class the first 90% of the files in sorted "
+    "order train, the rest test (:func:`fixed_split`). Files: "
     "``data_dir/CIFAR10DVS/<class>/*.aedat4``.",
-)
-shd_dataset = _make(
-    "shd",
-    "Spiking Heidelberg Digits (Cramer et al., 2020; CC BY 4.0): 8,156 / 2,264 spoken digits "
-    "(20 classes) as spikes of 700 cochlea channels -> batches ``N x T x 700``. Files: "
-    "``data_dir/SHD/shd_train.h5``, ``data_dir/SHD/shd_test.h5``.",
-)
+    "shd": "Spiking Heidelberg Digits (Cramer et al., 2020; CC BY 4.0): 8,156 / 2,264 spoken "
+    "digits (20 classes) as spikes of 700 cochlea channels -> batches ``N x T x 700``. "
+    "Files: ``data_dir/SHD/shd_train.h5``, ``data_dir/SHD/shd_test.h5``.",
+}
+#: Public loader function names, by dataset key.
+LOADER_NAMES = {
+    "nmnist": "nmnist_dataset",
+    "dvsgesture": "dvs_gesture_dataset",
+    "cifar10dvs": "cifar10_dvs_dataset",
+    "shd": "shd_dataset",
+}
+
+
+def loader_functions(distributed=False):
+    """{public name: loader function} for every neuromorphic dataset."""
+    return {name: _make(key, DOCS[key], distributed) for key, name in LOADER_NAMES.items()}
+
+
+_functions = loader_functions()
+nmnist_dataset = _functions["nmnist_dataset"]
+dvs_gesture_dataset = _functions["dvs_gesture_dataset"]
+cifar10_dvs_dataset = _functions["cifar10_dvs_dataset"]
+shd_dataset = _functions["shd_dataset"]
