@@ -148,3 +148,76 @@ def test_fixed_split_is_per_class_and_order_based():
     train, test = neuromorphic.fixed_split(targets)
     assert test == [9, 28, 29, 32] and len(train) == 29
     assert neuromorphic.fixed_split(targets) == (train, test)  # the same every time
+
+
+# ---- the training command on each synthetic dataset ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dataset,make,extra",
+    [
+        ("nmnist", lambda root: make_nmnist(root, per_split=(8, 4)), []),
+        ("dvsgesture", make_dvs_gesture, ["--size", "32", "--split-by", "time"]),
+        ("shd", make_shd, ["--model", "srnn", "--T", "8"]),
+    ],
+)
+def test_training_command_on_event_data(tmp_path, dataset, make, extra):
+    import json
+
+    from snetx.train import main
+
+    make(tmp_path / "data")
+    out = tmp_path / "run"
+    args = ["--dataset", dataset, "--data-dir", str(tmp_path / "data"), "--no-download"]
+    args += ["--batch-size", "2", "--epochs", "2", "--quiet", "--no-plots", "--workers", "0"]
+    assert main([*args, *extra, "--out", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert all(np.isfinite(r["train_loss"]) for r in records)
+    config = json.loads((out / "config.json").read_text())
+    assert config["T"] == (8 if dataset == "shd" else {"nmnist": 10, "dvsgesture": 16}[dataset])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["firing_rates"]  # the monitor found the neurons
+    # resume continues on the cached frames
+    assert main([*args, *extra, "--out", str(out), "--resume", "--epochs", "3"]) == 0
+
+
+def test_training_command_vggsnn_on_cifar10_dvs(tmp_path):
+    dv = pytest.importorskip("dv_processing")
+    pytest.importorskip("aedat")
+    from snetx.train import main
+
+    for cls in ("airplane", "cat"):
+        folder = tmp_path / "data" / "CIFAR10DVS" / cls
+        folder.mkdir(parents=True)
+        for i in range(10):
+            writer = dv.io.MonoCameraWriter(
+                str(folder / f"cifar10_{cls}_{i}.aedat4"),
+                dv.io.MonoCameraWriter.EventOnlyConfig("DVXplorer_sample", (128, 128)),
+            )
+            store = dv.EventStore()
+            for k in range(40):
+                store.push_back(1000 + 10 * k, (7 * k + i) % 128, (3 * k) % 128, bool(k % 2))
+            writer.writeEvents(store)
+            del writer
+    args = ["--dataset", "cifar10dvs", "--model", "vggsnn", "--size", "16", "--T", "2"]
+    args += ["--data-dir", str(tmp_path / "data"), "--no-download", "--batch-size", "4"]
+    args += ["--epochs", "1", "--quiet", "--no-plots", "--workers", "0"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--dataset", "shd", "--model", "scnn"], "scnn takes"),
+        (["--dataset", "nmnist", "--model", "vggsnn"], "vggsnn takes event frames with H, W"),
+        (["--dataset", "digits", "--size", "16"], "--size applies to event-camera datasets"),
+        (["--dataset", "nmnist", "--split-by", "count"], "invalid choice: 'count'"),
+    ],
+)
+def test_event_options_are_checked(tmp_path, capsys, argv, expected):
+    from snetx.train import main
+
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1

@@ -303,7 +303,7 @@ def test_second_run_on_a_locked_folder_exits_2_naming_the_first(tmp_path, capsys
         (["--seed", "-1"], "--seed must be in [0, 2**32 - 1]"),
         (["--device", "foo"], "--device 'foo' is not a device"),
         (["--ddp-timeout", "0"], "--ddp-timeout must be a finite number > 0"),
-        (["--batch-size", "5000"], "larger than the training set (1437 images)"),
+        (["--batch-size", "5000"], "larger than the training set (1437 samples)"),
         (["--neuron", "plif", "--tau", "1"], "--neuron plif needs --tau > 1"),
         (["--reset", "sideways"], "invalid choice: 'sideways'"),
     ],

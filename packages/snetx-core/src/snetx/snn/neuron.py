@@ -114,10 +114,11 @@ class SpikingNeuron(nn.Module):
         ``.state`` (whatever ``stateful`` says); returns the spikes ``N x ...``."""
         if not isinstance(x_t, torch.Tensor) or x_t.dim() < 1:
             raise ValueError("step() takes one time step N x ... (at least 1 dim)")
-        alpha = checks.resolve_alpha(self.alpha)
-        u0 = self._state_for(x_t.shape, x_t)
-        spikes, self.state = self._run(x_t.unsqueeze(1), alpha, u0)
-        return spikes.squeeze(1)
+        stateful, self.stateful = self.stateful, True
+        try:  # through __call__, so that forward hooks (monitors) see every step
+            return self(x_t.unsqueeze(1)).squeeze(1)
+        finally:
+            self.stateful = stateful
 
     def extra_repr(self) -> str:
         sg = self.sg if isinstance(self.sg, str) else (_sg.name_of(self.sg) or self.sg.__name__)

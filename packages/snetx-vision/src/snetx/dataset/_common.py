@@ -24,9 +24,10 @@ __all__ = [
 from .registry import DATASETS as _SPECS
 
 #: Per-channel (mean, std) by dataset name (from :mod:`snetx.dataset.registry`).
-MEAN_STD = {name: (spec.mean, spec.std) for name, spec in _SPECS.items()}
+_IMAGES = {name: spec for name, spec in _SPECS.items() if spec.module == "vision"}
+MEAN_STD = {name: (spec.mean, spec.std) for name, spec in _IMAGES.items()}
 #: Where each dataset lives under data_dir, and the files expected there.
-DATASETS = {name: (spec.folder, list(spec.files)) for name, spec in _SPECS.items() if spec.folder}
+DATASETS = {name: (spec.folder, list(spec.files)) for name, spec in _IMAGES.items() if spec.folder}
 
 
 class DatasetError(Exception):
@@ -239,7 +240,7 @@ def loader_options(num_workers, pin_memory, persistent_workers=None):
 
 
 #: Public loader function names, by dataset key.
-LOADER_NAMES = {name: spec.loader for name, spec in _SPECS.items()}
+LOADER_NAMES = {name: spec.loader for name, spec in _IMAGES.items()}
 
 
 class LoaderRequest:

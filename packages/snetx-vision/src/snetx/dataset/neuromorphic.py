@@ -184,7 +184,10 @@ class FrameDataset(Dataset):
         loader = DataLoader(
             _Indices(self, missing), batch_size=None, num_workers=num_workers, shuffle=False
         )
-        for _ in tqdm(loader, total=len(missing), desc=f"frames {self.cache.name}", leave=False):
+        bar = tqdm(
+            loader, total=len(missing), desc=f"frames {self.cache.name}", leave=False, disable=None
+        )  # fmt: skip  (None: no bar when stderr is not a terminal)
+        for _ in bar:
             pass
 
 

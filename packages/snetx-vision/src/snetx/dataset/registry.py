@@ -10,8 +10,10 @@ Example::
     >>> spec = registry.get("cifar10")
     >>> spec.channels, spec.size, spec.classes, spec.loader
     (3, (32, 32), 10, 'cifar10_dataset')
-    >>> sorted(registry.DATASETS)
-    ['cifar10', 'cifar100', 'digits', 'fmnist', 'mnist']
+    >>> sorted(registry.DATASETS)[:5]
+    ['cifar10', 'cifar100', 'cifar10dvs', 'digits', 'dvsgesture']
+    >>> registry.get("cifar10dvs").default_T, registry.get("cifar10dvs").default_size
+    (10, 48)
 """
 
 from dataclasses import dataclass
@@ -43,6 +45,14 @@ class DatasetSpec:
         files: the file names expected in ``folder``.
         augmentation: the default training augmentation, ``"affine"`` (MNIST-like),
             ``"crop-flip-cutout"`` (CIFAR) or ``"none"``.
+        kind: ``"image"`` (static: repeated over T by a direct encoder), ``"events"``
+            (event-camera frames ``T x 2 x H x W``) or ``"sequence"`` (``T x F``).
+        module: the ``snetx.dataset`` module holding the loader (``vision`` or
+            ``neuromorphic``; the same name under ``snetx.dataset.ddp``).
+        default_T: time steps snetx-train uses when ``--T`` is not given.
+        default_size: the frame size snetx-train resizes events to by default (None: the
+            sensor's).
+        source: where the defaults come from (paper or common practice).
     """
 
     name: str
@@ -56,6 +66,11 @@ class DatasetSpec:
     folder: Optional[str]
     files: Tuple[str, ...]
     augmentation: str
+    kind: str = "image"
+    module: str = "vision"
+    default_T: int = 4
+    default_size: Optional[int] = None
+    source: str = ""
 
 
 DATASETS = MappingProxyType(
@@ -86,6 +101,29 @@ DATASETS = MappingProxyType(
             DatasetSpec(
                 "digits", "digits_dataset", 1, (8, 8), 10, 1437,
                 (0.3052,), (0.3776,), None, (), "none",
+            ),
+            # event datasets (snetx.dataset.neuromorphic): frames of event counts
+            DatasetSpec(
+                "nmnist", "nmnist_dataset", 2, (34, 34), 10, 60000, (), (), "NMNIST",
+                ("Train/<digit>/*.bin", "Test/<digit>/*.bin"), "none", "events",
+                "neuromorphic", 10, None, "T = 10 as in SpikingJelly's N-MNIST examples",
+            ),
+            DatasetSpec(
+                "dvsgesture", "dvs_gesture_dataset", 2, (128, 128), 11, 1077, (), (),
+                "DVSGesture", ("ibmGestureTrain/userNN_<lighting>/<label>.npy",
+                               "ibmGestureTest/userNN_<lighting>/<label>.npy"),
+                "none", "events", "neuromorphic", 16, 128,
+                "T = 16, 128 x 128 as in Fang et al. (PLIF, ICCV 2021; SEW-ResNet, 2021)",
+            ),
+            DatasetSpec(
+                "cifar10dvs", "cifar10_dvs_dataset", 2, (128, 128), 10, 9000, (), (),
+                "CIFAR10DVS", ("<class>/*.aedat4",), "none", "events", "neuromorphic", 10, 48,
+                "T = 10, 48 x 48 as in the TET paper (Deng et al., ICLR 2022)",
+            ),
+            DatasetSpec(
+                "shd", "shd_dataset", 700, (700,), 20, 8156, (), (), "SHD",
+                ("shd_train.h5", "shd_test.h5"), "none", "sequence", "neuromorphic", 100, None,
+                "T = 100 bins (10 ms each for 1 s samples) as in Cramer et al. (2020)",
             ),
         )
     }

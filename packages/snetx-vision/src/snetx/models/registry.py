@@ -1,7 +1,8 @@
 r"""The models snetx-train can build, in one place: name -> :class:`ModelSpec`.
 
-Each entry builds a network ``N x T x C x H x W -> N x T x num_classes`` from
-``(num_classes, in_channels, neuron)`` and says which input sizes it supports.
+Each entry builds a network ``N x T x ... -> N x T x num_classes`` from
+``(num_classes, in_channels, neuron, size)`` and says which inputs it takes: the kind of
+data (static images, event frames, spike sequences) and the sizes.
 
 Example::
 
@@ -27,32 +28,53 @@ class ModelSpec:
 
     Args:
         name: the key (``--model`` of snetx-train).
-        build: ``build(num_classes=..., in_channels=..., neuron=...)`` -> ``nn.Module``.
+        build: ``build(num_classes=..., in_channels=..., neuron=..., size=...)`` ->
+            ``nn.Module``; ``size`` is the input's ``(H, W)`` (or ``(F,)``).
         min_size: the smallest H and W it takes.
         sizes: the supported input sizes, in words (for error messages).
+        kinds: the kinds of data it takes (see :class:`snetx.dataset.registry.DatasetSpec`).
+        multiple: H and W must be multiples of this.
     """
 
     name: str
     build: Callable
     min_size: int
     sizes: str
+    kinds: Tuple[str, ...] = ("image", "events")
+    multiple: int = 1
 
-    def supports(self, size: Tuple[int, int]) -> bool:
-        return min(size) >= self.min_size
+    def supports(self, size: Tuple[int, ...], kind: str = "image") -> bool:
+        if kind not in self.kinds:
+            return False
+        if kind == "sequence":
+            return True
+        return min(size) >= self.min_size and all(s % self.multiple == 0 for s in size)
 
 
-def _scnn(num_classes, in_channels, neuron):
+def _scnn(num_classes, in_channels, neuron, size=None):
     from .scnn import SpikingCNN
 
     return SpikingCNN(in_channels, num_classes, neuron=neuron)
 
 
-def _vgg(variant, num_classes, in_channels, neuron):
+def _vgg(variant, num_classes, in_channels, neuron, size=None):
     from . import svggnet
 
     return getattr(svggnet, variant)(
         num_classes=num_classes, in_channels=in_channels, neuron=neuron, head="compact", dropout=0.1
     )
+
+
+def _vggsnn(num_classes, in_channels, neuron, size=None):
+    from .vggsnn import VGGSNN
+
+    return VGGSNN(in_channels, num_classes, input_size=size or 48, neuron=neuron)
+
+
+def _mlp(recurrent, num_classes, in_channels, neuron, size=None):
+    from .smlp import SpikingMLP
+
+    return SpikingMLP(in_channels, num_classes, recurrent=recurrent, neuron=neuron)
 
 
 _VGGS = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
@@ -64,6 +86,20 @@ MODELS = MappingProxyType(
             v: ModelSpec(v, functools.partial(_vgg, v), 32, "32x32 or larger (five 2x2 max-pools)")
             for v in _VGGS
         },
+        "vggsnn": ModelSpec(
+            "vggsnn",
+            _vggsnn,
+            16,
+            "event frames with H, W divisible by 16 (48x48, 128x128)",
+            ("events",),
+            16,
+        ),
+        "smlp": ModelSpec(
+            "smlp", functools.partial(_mlp, False), 1, "spike sequences N x T x F", ("sequence",)
+        ),
+        "srnn": ModelSpec(
+            "srnn", functools.partial(_mlp, True), 1, "spike sequences N x T x F", ("sequence",)
+        ),
     }
 )
 

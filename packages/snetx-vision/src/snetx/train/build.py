@@ -1,6 +1,7 @@
 """What a run is made of, built from its configuration: loaders, model, optimiser, lr."""
 
 import functools
+import importlib
 import math
 
 import torch
@@ -17,32 +18,42 @@ class TooFewSamples(ValueError):
 
 
 def loaders(args, run):
-    if run.distributed:
-        from snetx.dataset.ddp import vision
-    else:
-        from snetx.dataset import vision
+    spec = datasets.get(args.dataset)
+    module = importlib.import_module(
+        f"snetx.dataset.{'ddp.' if run.distributed else ''}{spec.module}"
+    )
     workers = (
         args.workers if args.workers is not None else (0 if args.dataset == "digits" else None)
     )
-    train, test = getattr(vision, datasets.get(args.dataset).loader)(
-        args.data_dir,
-        args.batch_size,
-        TEST_BATCH_SIZE,
-        download=not args.no_download,
-        num_workers=workers,
-        seed=args.seed,
+    common = dict(download=not args.no_download, num_workers=workers, seed=args.seed)
+    load = getattr(module, spec.loader)
+    if spec.module == "vision":
         # fresh workers each epoch, seeded from the loader's generator: their random
         # augmentation is then part of the state a checkpoint restores
-        persistent_workers=False,
-    )
+        train, test = load(
+            args.data_dir, args.batch_size, TEST_BATCH_SIZE, persistent_workers=False, **common
+        )
+    else:  # event datasets: frames cached on disk, workers already fresh each epoch
+        size = (args.size, args.size) if args.size else None
+        train, test = load(
+            args.data_dir, args.batch_size, TEST_BATCH_SIZE, args.T,
+            split_by=args.split_by, size=size, **common,
+        )  # fmt: skip
     if len(train) == 0:
         n = len(train.dataset)
         per = f" per process ({run.world} processes)" if run.distributed else ""
         raise TooFewSamples(
             f"--batch-size {args.batch_size}{per} is larger than the training set "
-            f"({n} images): use a smaller --batch-size"
+            f"({n} samples): use a smaller --batch-size"
         )
     return train, test
+
+
+def encoder(args):
+    """Static images are repeated over T (direct encoding); event data carry T already."""
+    if datasets.get(args.dataset).kind == "image":
+        return algorithm.DirectEncoder(args.T)
+    return torch.nn.Identity()
 
 
 def neuron_factory(args, alpha):
@@ -68,8 +79,12 @@ def surrogate_alpha(args):
 
 def model(args, alpha):
     data = datasets.get(args.dataset)
+    size = (args.size, args.size) if getattr(args, "size", None) else data.size
     return models.get(args.model).build(
-        num_classes=data.classes, in_channels=data.channels, neuron=neuron_factory(args, alpha)
+        num_classes=data.classes,
+        in_channels=data.channels,
+        neuron=neuron_factory(args, alpha),
+        size=size,
     )
 
 

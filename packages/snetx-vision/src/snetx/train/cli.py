@@ -28,8 +28,24 @@ def build_parser():
     a = p.add_argument
     a("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits, offline)")
     a("--data-dir", default="data", help="folder holding the datasets (default ./data)")
-    a("--model", default="scnn", help=f"one of {', '.join(MODELS)} (default scnn)")
-    a("--T", type=int, default=4, help="time steps (default 4)")
+    a(
+        "--model",
+        default=None,
+        help=f"one of {', '.join(MODELS)} (default scnn; smlp for spike sequences)",
+    )
+    a("--T", type=int, default=None, help="time steps (default: the dataset's, 4 for images)")
+    a(
+        "--split-by",
+        choices=("number", "time"),
+        default="number",
+        help="event datasets: frames of equal event count (default) or equal duration",
+    )
+    a(
+        "--size",
+        type=int,
+        default=None,
+        help="event cameras: resize frames to SIZE x SIZE (default: the dataset's)",
+    )
     a("--epochs", type=int, default=None, help="default: 15 on digits, 20 otherwise")
     a("--batch-size", type=int, default=64, help="per process (default 64)")
     a("--lr", type=float, default=None, help="default 3e-3 (adam) or 0.1 (sgd)")
@@ -121,15 +137,29 @@ def _device(name):
 def parse(argv):
     args = build_parser().parse_args(argv)
     try:
-        data, model = datasets.get(args.dataset), models.get(args.model)
+        data = datasets.get(args.dataset)
+        if args.model is None:
+            args.model = "smlp" if data.kind == "sequence" else "scnn"
+        model = models.get(args.model)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if not model.supports(data.size):
-        fits = [m for m in MODELS if models.get(m).supports(data.size)]
+    if args.size is not None:
+        if data.kind != "events":
+            raise UsageError(f"--size applies to event-camera datasets, not {args.dataset}")
+        if args.size < 1:
+            raise UsageError(f"--size must be >= 1, got {args.size}")
+    elif data.kind == "events":
+        args.size = data.default_size
+    size = (args.size, args.size) if args.size else data.size
+    if not model.supports(size, data.kind):
+        fits = [m for m in MODELS if models.get(m).supports(size, data.kind)]
+        shape = "x".join(map(str, size))
         raise UsageError(
-            f"{args.model} takes inputs of {model.sizes}; {args.dataset} images are "
-            f"{data.size[0]}x{data.size[1]}: use --model {' or '.join(fits[:2])}"
+            f"{args.model} takes {model.sizes}; {args.dataset} gives {data.kind} of {shape}: "
+            f"use --model {' or '.join(fits[:2])}"
         )
+    if args.T is None:
+        args.T = data.default_T
     if args.surrogate not in SURROGATES:
         raise UsageError(
             f"unknown surrogate {args.surrogate!r}: choose one of {', '.join(SURROGATES)}"

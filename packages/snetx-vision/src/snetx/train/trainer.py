@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from snetx.snn import algorithm, monitor
+from snetx.snn import monitor
 from torch import nn
 
 from . import build, checkpoint, config, report
@@ -99,7 +99,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=args.amp and self.device.type == "cuda")
         self.criterion = nn.CrossEntropyLoss()
         self.compute_loss = build.loss_fn(args, self.criterion)
-        self.encode = algorithm.DirectEncoder(args.T)
+        self.encode = build.encoder(args)
         self.history = []
         self.epoch, self.step, self.phase = 0, 0, "train"
         self.sums = [0.0, 0.0, 0.0]  # loss * n, correct, n
