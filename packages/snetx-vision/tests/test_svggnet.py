@@ -107,10 +107,17 @@ def test_model_registry_builds_what_it_promises():
     from snetx.models import registry
 
     for name, spec in registry.MODELS.items():
+        if "sequence" in spec.kinds:
+            net = spec.build(num_classes=7, in_channels=5, neuron=neuron.LIF, size=(5,))
+            assert net(torch.rand(1, 2, 5)).shape == (1, 2, 7), name
+            continue
         size = (spec.min_size, spec.min_size)
-        net = spec.build(num_classes=7, in_channels=2, neuron=neuron.LIF)
+        net = spec.build(num_classes=7, in_channels=2, neuron=neuron.LIF, size=size)
         assert net(torch.rand(1, 2, 2, *size)).shape == (1, 2, 7), name
+        assert spec.supports(size, spec.kinds[0])
         if spec.min_size > 8:
-            assert not spec.supports((spec.min_size // 2, spec.min_size))
+            assert not spec.supports((spec.min_size // 2, spec.min_size), spec.kinds[0])
+    assert not registry.get("vggsnn").supports((48, 48), "image")  # event frames only
+    assert not registry.get("vggsnn").supports((34, 34), "events")  # not divisible by 16
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         registry.get("resnet")

@@ -145,7 +145,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
         (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["--model", "resnet"], "unknown model 'resnet'"),
         (["--T", "0"], "--T must be >= 1"),
-        (["--model", "vgg11", "--dataset", "digits"], "takes inputs of 32x32 or larger"),
+        (["--model", "vgg11", "--dataset", "digits"], "vgg11 takes 32x32 or larger"),
         (["--dataset", "mnist", "--no-download"], "mnist not found in"),
         (["--epochs", "x"], "invalid int value"),
     ],

@@ -199,10 +199,22 @@ def test_training_command_reports_a_corrupted_file_in_one_line(tmp_path, capsys)
 def test_registry_is_the_one_source_of_dataset_facts(tmp_path):
     from snetx.dataset import registry
 
-    assert set(registry.DATASETS) == {"digits", "mnist", "fmnist", "cifar10", "cifar100"}
+    images = {"digits", "mnist", "fmnist", "cifar10", "cifar100"}
+    events = {"nmnist", "dvsgesture", "cifar10dvs", "shd"}
+    assert set(registry.DATASETS) == images | events
+    from snetx.dataset import neuromorphic
+    from snetx.dataset.ddp import neuromorphic as ddp_events
+    from snetx.dataset.ddp import vision as ddp_vision
+
     for name, spec in registry.DATASETS.items():
-        assert callable(getattr(vision, spec.loader)), name
-        assert len(spec.mean) == len(spec.std) == spec.channels
+        single, ddp = (
+            (vision, ddp_vision) if spec.module == "vision" else (neuromorphic, ddp_events)
+        )
+        assert callable(getattr(single, spec.loader)) and callable(getattr(ddp, spec.loader)), name
+        assert (name in images) == (spec.kind == "image")
+        if spec.kind == "image":
+            assert len(spec.mean) == len(spec.std) == spec.channels
+        assert spec.source or spec.kind == "image", name  # defaults say where they come from
     with pytest.raises(ValueError, match="unknown dataset 'imagenet': choose one of"):
         registry.get("imagenet")
     with pytest.raises(TypeError):
