@@ -36,6 +36,16 @@ def test_short_run_learns_and_writes_files(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["firing_rates"]) == {"features.1", "features.3", "features.6"}
     assert all(0 < r < 1 for r in summary["firing_rates"].values())
+    ops = summary["synaptic_ops"]
+    assert ops["samples"] == 360  # the test set
+    first = ops["layers"]["features.0.module.0"]  # the encoding conv sees the image: MACs
+    assert first["mac"] > 0 and first["ac"] == 0 and not first["spike_input"]
+    later = ops["layers"]["features.2.module.0"]  # fed by spikes: ACs
+    assert later["ac"] > 0 and later["mac"] == 0 and later["spike_input"]
+    assert ops["totals"]["energy_pj"] == pytest.approx(
+        ops["totals"]["ac"] * 0.9 + ops["totals"]["mac"] * 4.6
+    )
+    assert "| total |" in (out / "synaptic_ops.md").read_text()
     assert records[-1]["train_images_per_s"] > 0
     assert not list(out.glob(".checkpoint-*"))  # atomic write left no temporary file
 

@@ -19,10 +19,18 @@ def summary(history, rates, world, digests):
     }
 
 
-def write(out, history, rates, world, digests, no_plots=False):
-    """Write ``out/summary.json`` (strict JSON) and, unless ``no_plots``, the plots; print
-    the closing line."""
+def write(out, history, rates, world, digests, no_plots=False, ops=None):
+    """Write ``out/summary.json`` (strict JSON), ``out/synaptic_ops.md`` (per-layer
+    synaptic operations and energy per test sample, from a
+    :class:`~snetx.snn.energy.SynapticOpsCounter`) and, unless ``no_plots``, the plots;
+    print the closing line."""
     result = summary(history, rates, world, digests)
+    if ops is not None:
+        result["synaptic_ops"] = ops.report()
+        (out / "synaptic_ops.md").write_text(
+            "Synaptic operations and energy per test sample (AC: spike-driven accumulates, "
+            "MAC: multiply-accumulates on real inputs; 45 nm energies).\n\n" + ops.table() + "\n"
+        )
     (out / "summary.json").write_text(config.dumps(result, indent=1))
     if not no_plots:
         try:

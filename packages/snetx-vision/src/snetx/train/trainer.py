@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 from snetx.snn import monitor
+from snetx.snn.energy import SynapticOpsCounter
 from torch import nn
 
 from . import build, checkpoint, config, report
@@ -325,12 +326,14 @@ class Trainer:
     def finish(self):
         """Measure firing rates on the test set, then write summary.json and the plots."""
         digests = self.run.gather(param_digest(self.model))  # DDP keeps ranks identical
-        # hooks that only read the neurons' outputs: no result changes
-        with monitor.FiringRateMonitor(self.model) as mon:
+        # hooks that only read the layers' inputs and outputs: no result changes
+        with monitor.FiringRateMonitor(self.model) as mon, SynapticOpsCounter(self.model) as ops:
             self.evaluate()
             rates = mon.rates()
         if self.run.main:
-            report.write(self.out, self.history, rates, self.run.world, digests, self.args.no_plots)
+            report.write(
+                self.out, self.history, rates, self.run.world, digests, self.args.no_plots, ops
+            )
 
     # ---- helpers -----------------------------------------------------------------
     def _interactive(self):
