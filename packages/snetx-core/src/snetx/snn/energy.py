@@ -38,6 +38,8 @@ import math
 import torch
 from torch import nn
 
+from .monitor import HookSet
+
 __all__ = ["SynapticOpsCounter", "E_AC_PJ", "E_MAC_PJ"]
 
 #: energy per accumulate and per multiply-accumulate, picojoules (45 nm, 32-bit float)
@@ -48,7 +50,7 @@ _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _POOL = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 
 
-def _dense_ops(module, inputs, output):
+def _dense_ops(module, output):
     """Multiply-accumulates of one call, dense (every input counted)."""
     out = output.numel()
     if isinstance(module, _CONV):
@@ -60,7 +62,7 @@ def _dense_ops(module, inputs, output):
     return out * math.prod(kernel)
 
 
-class SynapticOpsCounter:
+class SynapticOpsCounter(HookSet):
     """Counts synaptic operations of ``model``'s layers while it runs (see the module doc).
 
     Args:
@@ -75,9 +77,10 @@ class SynapticOpsCounter:
                 isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
             ):
                 raise ValueError(f"{name} must be a finite number >= 0 (pJ), got {v!r}")
+        super().__init__()
         self.e_ac, self.e_mac = float(e_ac), float(e_mac)
         self.layers, self.samples = {}, 0
-        self._handles = [model.register_forward_pre_hook(self._count_samples)]
+        self._handles.append(model.register_forward_pre_hook(self._count_samples))
         for name, module in model.named_modules():
             if isinstance(module, (*_CONV, nn.Linear, *_POOL)):
                 self._handles.append(module.register_forward_hook(self._hook(name)))
@@ -91,18 +94,18 @@ class SynapticOpsCounter:
         def hook(module, inputs, output):
             with torch.no_grad():
                 x = inputs[0]
-                dense = float(_dense_ops(module, inputs, output))
+                dense = float(_dense_ops(module, output))
                 binary = bool(((x == 0) | (x == 1)).all())
+                ones = int(x.count_nonzero())
                 entry = self.layers.setdefault(
                     name,
-                    {"type": type(module).__name__, "ac": 0.0, "mac": 0.0, "dense": 0.0,
+                    {"type": type(module).__name__, "ac": 0.0, "mac": 0.0,
                      "spike_input": True, "ones": 0, "inputs": 0},
                 )  # fmt: skip
-                entry["dense"] += dense
-                entry["ones"] += int(x.count_nonzero())
+                entry["ones"] += ones
                 entry["inputs"] += x.numel()
                 if binary:
-                    entry["ac"] += dense * float(x.count_nonzero()) / max(x.numel(), 1)
+                    entry["ac"] += dense * ones / max(x.numel(), 1)
                 else:
                     entry["mac"] += dense
                     entry["spike_input"] = False
@@ -154,14 +157,3 @@ class SynapticOpsCounter:
         t = r["totals"]
         lines.append(f"| total | | | | {t['ac']:.4g} | {t['mac']:.4g} | {t['energy_pj']:.4g} |")
         return "\n".join(lines)
-
-    def remove(self):
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()

@@ -17,7 +17,7 @@ Example::
 import torch
 from torch import nn
 
-__all__ = ["FiringRateMonitor", "is_neuron", "raster_plot"]
+__all__ = ["FiringRateMonitor", "HookSet", "is_neuron", "raster_plot"]
 
 
 def is_neuron(module: nn.Module) -> bool:
@@ -28,7 +28,26 @@ def is_neuron(module: nn.Module) -> bool:
     return isinstance(module, SpikingNeuron) or bool(getattr(module, "is_spiking_neuron", False))
 
 
-class FiringRateMonitor:
+class HookSet:
+    """Forward hooks registered on a model, removed by :meth:`remove` or at the end of a
+    ``with`` block (the base of the monitors here and in :mod:`snetx.snn.energy`)."""
+
+    def __init__(self):
+        self._handles = []
+
+    def remove(self):
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+class FiringRateMonitor(HookSet):
     """Counts spikes of every neuron module in ``model`` (by its qualified name).
 
     ``rates()`` gives spikes / (neurons x steps x samples) per layer since the last
@@ -36,7 +55,8 @@ class FiringRateMonitor:
     """
 
     def __init__(self, model: nn.Module):
-        self.spikes, self.counts, self._handles = {}, {}, []
+        super().__init__()
+        self.spikes, self.counts = {}, {}
         for name, module in model.named_modules():
             if is_neuron(module):
                 self._handles.append(module.register_forward_hook(self._hook(name or "neuron")))
@@ -57,17 +77,6 @@ class FiringRateMonitor:
     def reset(self):
         self.spikes.clear()
         self.counts.clear()
-
-    def remove(self):
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def raster_plot(spikes, ax=None, max_neurons=200, title=None):
