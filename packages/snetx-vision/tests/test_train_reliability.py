@@ -415,3 +415,26 @@ def test_ddp_rank_that_stops_responding_fails_the_others_within_the_timeout(tmp_
     assert torchrun.returncode != 0
     assert "another process of the run stopped responding" in err, err[-3000:]
     assert "--ddp-timeout 5 s" in err
+
+
+def test_a_lost_peer_inside_backward_is_reported_as_one_line_and_other_errors_pass():
+    # DDP's own all-reduce runs inside backward(); when the peer is gone there, gloo raises
+    # this (the message of a real CI run), which must read as the --ddp-timeout error.
+    from snetx.train.distributed import RankTimeout, Run
+
+    run = Run("cpu", timeout_s=5)
+    run.distributed = True  # the translation only applies to a run with peers
+    gloo = (
+        "[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:78] "
+        "Timed out waiting 5000ms for recv operation to complete"
+    )
+    with pytest.raises(RankTimeout, match=r"stopped responding .*--ddp-timeout 5 s.*Timed out"):
+        with run.watch():
+            raise RuntimeError(gloo)
+    with pytest.raises(RuntimeError, match="mat1 and mat2 shapes"):
+        with run.watch():
+            torch.nn.Linear(3, 2)(torch.zeros(1, 4))
+    run.distributed = False
+    with pytest.raises(RuntimeError, match="Timed out"):
+        with run.watch():
+            raise RuntimeError(gloo)

@@ -6,6 +6,7 @@ the others raise :class:`RankTimeout` within that time instead of waiting for ha
 hour.
 """
 
+import contextlib
 import datetime
 import os
 
@@ -15,6 +16,17 @@ import torch.distributed as dist
 
 class RankTimeout(Exception):
     """A collective operation did not complete: another rank stopped responding."""
+
+
+_PEER_SIGNS = ("gloo", "nccl", "timed out", "connection closed", "connection reset")
+
+
+def lost_peer(e: BaseException) -> bool:
+    """Whether an error raised inside a distributed step means a peer is gone."""
+    if isinstance(e, dist.DistError):
+        return True
+    msg = str(e).lower()
+    return any(sign in msg for sign in _PEER_SIGNS)
 
 
 class Run:
@@ -39,15 +51,30 @@ class Run:
     def main(self):
         return self.rank == 0
 
+    def _timeout(self, e):
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return RankTimeout(
+            f"rank {self.rank}: another process of the run stopped responding "
+            f"(no answer within --ddp-timeout {self.timeout_s:g} s: {first})"
+        )
+
     def _collective(self, fn, *args):
         try:
             return fn(*args)
         except RuntimeError as e:  # gloo/NCCL report a timed-out or broken peer this way
-            raise RankTimeout(
-                f"rank {self.rank}: another process of the run stopped responding "
-                f"(no answer within --ddp-timeout {self.timeout_s:g} s: "
-                f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})"
-            ) from None
+            raise self._timeout(e) from None
+
+    @contextlib.contextmanager
+    def watch(self):
+        """Turn a lost peer met outside our own collectives (DDP's gradient all-reduce in
+        ``backward``, its buffer broadcast in ``forward``) into :class:`RankTimeout`;
+        any other error passes through unchanged."""
+        try:
+            yield
+        except RuntimeError as e:
+            if not (self.distributed and lost_peer(e)):
+                raise
+            raise self._timeout(e) from None
 
     def sum(self, values):
         t = torch.tensor(values, dtype=torch.float64, device=self.device)

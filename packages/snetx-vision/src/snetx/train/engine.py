@@ -53,7 +53,8 @@ def train(args) -> int:
             if ckpt is not None:
                 trainer.restore(ckpt)
             trainer.write_config()
-            return trainer.fit()
+            with run.watch():
+                return trainer.fit()
     finally:
         lock.release()
         run.close()
