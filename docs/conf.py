@@ -51,3 +51,24 @@ mathjax_path = os.environ.get(
     "SNETX_MATHJAX", "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
 )
 nitpicky = False
+
+
+def _recipes_table():
+    """docs/_generated/recipes.md from snetx.train.recipes: the table cannot drift from
+    what ``snetx-train --recipe`` does."""
+    from snetx.train import recipes
+
+    rows = [
+        "| recipe | paper | settings | reported | measured by snetx |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in recipes.RECIPES.values():
+        flags = " ".join(recipes.flag(k, v) for k, v in r.settings.items())
+        rows.append(f"| `{r.name}` | {r.paper} | `{flags}` | {r.reported} | {r.measured} |")
+    notes = [f"- `{r.name}`: {r.notes} (source: {r.source})" for r in recipes.RECIPES.values()]
+    out = Path(__file__).parent / "_generated"
+    out.mkdir(exist_ok=True)
+    (out / "recipes.md").write_text("\n".join(rows) + "\n\n" + "\n".join(notes) + "\n")
+
+
+_recipes_table()

@@ -143,3 +143,25 @@ def make_dvs_gesture(root, seed=2):
                 rows.append((str(folder / f"{label}.npy"), label, ev))
         made[split] = [r[1:] for r in sorted(rows)]
     return made
+
+
+def make_cifar10_dvs(root, classes=("airplane", "cat"), per_class=10, events=40):
+    """CIFAR10-DVS as AEDAT4 files ``CIFAR10DVS/<class>/cifar10_<class>_<i>.aedat4``,
+    written by dv-processing (the real on-disk format); returns the folder."""
+    import dv_processing as dv
+
+    base = Path(root, "CIFAR10DVS")
+    for cls in classes:
+        folder = base / cls
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            writer = dv.io.MonoCameraWriter(
+                str(folder / f"cifar10_{cls}_{i}.aedat4"),
+                dv.io.MonoCameraWriter.EventOnlyConfig("DVXplorer_sample", (128, 128)),
+            )
+            store = dv.EventStore()
+            for k in range(events):
+                store.push_back(1000 + 10 * k, (7 * k + i) % 128, (3 * k) % 128, bool(k % 2))
+            writer.writeEvents(store)
+            del writer  # closes the file
+    return base

@@ -183,23 +183,12 @@ def test_training_command_on_event_data(tmp_path, dataset, make, extra):
 
 
 def test_training_command_vggsnn_on_cifar10_dvs(tmp_path):
-    dv = pytest.importorskip("dv_processing")
+    pytest.importorskip("dv_processing")
     pytest.importorskip("aedat")
+    from fake_data import make_cifar10_dvs
     from snetx.train import main
 
-    for cls in ("airplane", "cat"):
-        folder = tmp_path / "data" / "CIFAR10DVS" / cls
-        folder.mkdir(parents=True)
-        for i in range(10):
-            writer = dv.io.MonoCameraWriter(
-                str(folder / f"cifar10_{cls}_{i}.aedat4"),
-                dv.io.MonoCameraWriter.EventOnlyConfig("DVXplorer_sample", (128, 128)),
-            )
-            store = dv.EventStore()
-            for k in range(40):
-                store.push_back(1000 + 10 * k, (7 * k + i) % 128, (3 * k) % 128, bool(k % 2))
-            writer.writeEvents(store)
-            del writer
+    make_cifar10_dvs(tmp_path / "data")
     args = ["--dataset", "cifar10dvs", "--model", "vggsnn", "--size", "16", "--T", "2"]
     args += ["--data-dir", str(tmp_path / "data"), "--no-download", "--batch-size", "4"]
     args += ["--epochs", "1", "--quiet", "--no-plots", "--workers", "0"]

@@ -3,17 +3,10 @@ import math
 import numpy as np
 import pytest
 import torch
-import torchvision
 from fake_data import make_cifar, make_mnist
 from snetx.dataset import DatasetNotFoundError, vision
 from snetx.dataset._common import MEAN_STD, Cutout
 from torchvision import transforms as T
-
-
-@pytest.fixture
-def cifar_md5_ok(monkeypatch):
-    # torchvision verifies the md5 of the real CIFAR archives: the only thing patched
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
 
 
 @pytest.mark.parametrize(

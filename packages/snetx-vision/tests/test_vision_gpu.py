@@ -22,3 +22,48 @@ def test_vgg_trains_a_step_on_cuda():
 def test_loader_pins_memory_with_cuda():
     train, _ = vision.digits_dataset(None, 16, 16, num_workers=0)
     assert train.pin_memory is True
+
+
+def _resnet19_pair():
+    from snetx.cuend import neuron as cuend_neuron
+    from snetx.models.resnet19 import ResNet19
+
+    torch.manual_seed(0)
+    eager = ResNet19(num_classes=10).cuda()
+    fused = ResNet19(num_classes=10, neuron=cuend_neuron.LIF).cuda()
+    fused.load_state_dict(eager.state_dict())
+    return eager, fused
+
+
+def test_resnet19_with_cuend_neurons_matches_the_eager_network_in_float32():
+    eager, fused = _resnet19_pair()
+    x = torch.rand(4, 2, 3, 32, 32, device="cuda")
+    a, b = eager(x), fused(x)
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    a.sum().backward()
+    b.sum().backward()
+    ga, gb = eager.fc1.weight.grad, fused.fc1.weight.grad
+    torch.testing.assert_close(gb, ga, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_resnet19_tet_step_with_cuend_neurons_under_autocast(dtype):
+    from snetx.snn.algorithm import TETLoss
+
+    _, net = _resnet19_pair()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    x = torch.rand(8, 4, 3, 32, 32, device="cuda")
+    y = torch.arange(8, device="cuda") % 10
+    losses = []
+    for _ in range(5):
+        with torch.autocast("cuda", dtype=dtype):
+            out = net(x)
+        loss = TETLoss(nn.CrossEntropyLoss(), y, out.float(), lamb=1e-3)
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses))), losses
+    assert losses[-1] < losses[0], losses

@@ -34,6 +34,7 @@ class ModelSpec:
         sizes: the supported input sizes, in words (for error messages).
         kinds: the kinds of data it takes (see :class:`snetx.dataset.registry.DatasetSpec`).
         multiple: H and W must be multiples of this.
+        options: the extra keyword options ``build`` takes (``("connect",)`` for SEW).
     """
 
     name: str
@@ -42,6 +43,7 @@ class ModelSpec:
     sizes: str
     kinds: Tuple[str, ...] = ("image", "events")
     multiple: int = 1
+    options: Tuple[str, ...] = ()
 
     def supports(self, size: Tuple[int, ...], kind: str = "image") -> bool:
         if kind not in self.kinds:
@@ -77,6 +79,42 @@ def _mlp(recurrent, num_classes, in_channels, neuron, size=None):
     return SpikingMLP(in_channels, num_classes, recurrent=recurrent, neuron=neuron)
 
 
+#: below this input side the residual networks take the CIFAR stem (3x3, stride 1), from it
+#: ResNet's ImageNet stem (7x7 stride 2, and SEW's max-pool)
+IMAGENET_STEM_FROM = 128
+
+
+def _stem(size):
+    return "imagenet" if size is not None and min(size) >= IMAGENET_STEM_FROM else "cifar"
+
+
+def _resnet(module, fn, num_classes, in_channels, neuron, size=None, **options):
+    import importlib
+
+    factory = getattr(importlib.import_module(f"{__package__}.{module}"), fn)
+    return factory(
+        num_classes=num_classes, in_channels=in_channels, neuron=neuron, stem=_stem(size),
+        **options,
+    )  # fmt: skip
+
+
+def _sew_wide7b(num_classes, in_channels, neuron, size=None, **options):
+    from .sew_resnet import SEWWide7B
+
+    side = size[0] if size else 128
+    return SEWWide7B(in_channels, num_classes, input_size=side, neuron=neuron, **options)
+
+
+_RESNET_SIZES = "8x8 or larger (3x3 stem below 128x128, ResNet's 7x7 stride-2 stem from 128)"
+_RESNETS = {
+    "resnet19": ("resnet19", "ResNet19", ()),
+    "sew_resnet18": ("sew_resnet", "sew_resnet18", ("connect",)),
+    "sew_resnet34": ("sew_resnet", "sew_resnet34", ("connect",)),
+    "sew_resnet50": ("sew_resnet", "sew_resnet50", ("connect",)),
+    "ms_resnet18": ("ms_resnet", "ms_resnet18", ()),
+    "ms_resnet34": ("ms_resnet", "ms_resnet34", ()),
+}
+
 _VGGS = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
 
 MODELS = MappingProxyType(
@@ -93,6 +131,21 @@ MODELS = MappingProxyType(
             "event frames with H, W divisible by 16 (48x48, 128x128)",
             ("events",),
             16,
+        ),
+        **{
+            name: ModelSpec(
+                name, functools.partial(_resnet, module, fn), 8, _RESNET_SIZES, options=opts
+            )
+            for name, (module, fn, opts) in _RESNETS.items()
+        },
+        "sew_wide7b": ModelSpec(
+            "sew_wide7b",
+            _sew_wide7b,
+            128,
+            "square event frames with a side divisible by 128 (128x128)",
+            ("events",),
+            128,
+            ("connect",),
         ),
         "smlp": ModelSpec(
             "smlp", functools.partial(_mlp, False), 1, "spike sequences N x T x F", ("sequence",)

@@ -5,6 +5,7 @@ import importlib
 import math
 
 import torch
+from snetx.dataset import augment as augments
 from snetx.dataset import registry as datasets
 from snetx.models import registry as models
 from snetx.snn import algorithm
@@ -25,7 +26,12 @@ def loaders(args, run):
     workers = (
         args.workers if args.workers is not None else (0 if args.dataset == "digits" else None)
     )
-    common = dict(download=not args.no_download, num_workers=workers, seed=args.seed)
+    common = dict(
+        download=not args.no_download,
+        num_workers=workers,
+        seed=args.seed,
+        transforms=augments.transforms(args.dataset, getattr(args, "augment", "default")),
+    )
     load = getattr(module, spec.loader)
     if spec.module == "vision":
         # fresh workers each epoch, seeded from the loader's generator: their random
@@ -80,11 +86,14 @@ def surrogate_alpha(args):
 def model(args, alpha):
     data = datasets.get(args.dataset)
     size = (args.size, args.size) if getattr(args, "size", None) else data.size
-    return models.get(args.model).build(
+    spec = models.get(args.model)
+    options = {name: getattr(args, name) for name in spec.options}
+    return spec.build(
         num_classes=data.classes,
         in_channels=data.channels,
         neuron=neuron_factory(args, alpha),
         size=size,
+        **options,
     )
 
 

@@ -5,9 +5,12 @@ import math
 import os
 import sys
 
+from snetx.dataset import augment as augments
 from snetx.dataset import registry as datasets
 from snetx.models import registry as models
 from snetx.snn.surrogate import REGISTERED_SG_FUNCLIST
+
+from . import recipes
 
 DATASETS = datasets.names()
 MODELS = models.names()
@@ -26,6 +29,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     p = _Parser(prog="snetx-train", description="Train a spiking neural network with STBP.")
     a = p.add_argument
+    a(
+        "--recipe",
+        default=None,
+        help=f"a paper's settings: one of {', '.join(recipes.names())}; flags given override it",
+    )
+    a("--list-recipes", action="store_true", help="print the recipes with their sources and exit")
     a("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits, offline)")
     a("--data-dir", default="data", help="folder holding the datasets (default ./data)")
     a(
@@ -76,7 +85,25 @@ def build_parser():
         default="torch",
         help="torch: snetx.snn neurons; cuda: snetx.cuend fused kernels (needs a GPU)",
     )
-    a("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA)")
+    a(
+        "--augment",
+        default="default",
+        help="training augmentation: default (the dataset's), none, autoaugment (CIFAR: "
+        "TET's crop, flip, AutoAugment, Cutout) or flip-roll (event frames)",
+    )
+    a(
+        "--connect",
+        type=str.upper,
+        choices=("ADD", "AND", "IAND"),
+        default=None,
+        help="SEW models: how a block joins its shortcut (default ADD)",
+    )
+    a(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="mixed precision (bf16 on CPU, fp16 on CUDA)",
+    )
     a("--device", default=None, help="default: cuda when available, else cpu")
     a("--seed", type=int, default=0)
     a("--workers", type=int, default=None, help="data loader processes")
@@ -135,7 +162,17 @@ def _device(name):
 
 
 def parse(argv):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_recipes:
+        return args
+    if args.recipe is not None:
+        try:
+            recipe = recipes.get(args.recipe)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        parser.set_defaults(**recipe.settings)  # flags given on the command line still win
+        args = parser.parse_args(argv)
     try:
         data = datasets.get(args.dataset)
         if args.model is None:
@@ -158,6 +195,14 @@ def parse(argv):
             f"{args.model} takes {model.sizes}; {args.dataset} gives {data.kind} of {shape}: "
             f"use --model {' or '.join(fits[:2])}"
         )
+    try:
+        augments.check(args.dataset, args.augment)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if "connect" in model.options:
+        args.connect = args.connect or "ADD"
+    elif args.connect is not None:
+        raise UsageError(f"--connect applies to the SEW models, not {args.model}")
     if args.T is None:
         args.T = data.default_T
     if args.surrogate not in SURROGATES:
@@ -227,6 +272,9 @@ def main(argv=None):
 
     try:
         args = parse(sys.argv[1:] if argv is None else argv)
+        if args.list_recipes:
+            print("\n\n".join(recipes.describe(r) for r in recipes.RECIPES.values()))
+            return 0
         from .engine import train
 
         return train(args)

@@ -26,6 +26,11 @@ SAFE_TO_CHANGE = frozenset(
 )
 
 
+#: Options added after checkpoints were first written, with the value that reproduces the
+#: older behaviour: a saved configuration without them had that value.
+ADDED = {"augment": "default", "connect": None, "recipe": None, "list_recipes": False}
+
+
 def differences(saved: dict, new: dict):
     """``["--lr 0.003 -> 0.01", ...]`` for every option outside SAFE_TO_CHANGE that
     differs between the saved and the new configuration."""
@@ -33,7 +38,8 @@ def differences(saved: dict, new: dict):
     for key in sorted(set(saved) | set(new)):
         if key in SAFE_TO_CHANGE:
             continue
-        a, b = saved.get(key, "<unset>"), new.get(key, "<unset>")
+        a = saved.get(key, ADDED.get(key, "<unset>"))
+        b = new.get(key, "<unset>")
         if a != b:
             out.append(f"--{key.replace('_', '-')} {a} -> {b}")
     return out
