@@ -7,8 +7,10 @@ module is not installed, and ``# needs: cuda`` ones when no CUDA device is visib
 """
 
 import importlib.util
+import os
 import re
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -45,8 +47,11 @@ def main():
             print(f"example {i}: skipped ({why})")
             skipped += 1
             continue
+        here = os.getcwd()
         try:
-            exec(compile(code, f"README example {i}", "exec"), {"__name__": "__readme__"})
+            with tempfile.TemporaryDirectory() as cwd:  # files an example writes go away
+                os.chdir(cwd)
+                exec(compile(code, f"README example {i}", "exec"), {"__name__": "__readme__"})
         except Exception:
             traceback.print_exc()
             print(f"example {i}: FAILED")
@@ -54,6 +59,8 @@ def main():
         else:
             print(f"example {i}: ok")
             passed += 1
+        finally:
+            os.chdir(here)
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed or not passed else 0
 

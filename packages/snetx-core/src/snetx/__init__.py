@@ -4,6 +4,7 @@ The ``snetx`` namespace is shared by several distributions. Subpackages load laz
 (``import snetx`` alone does not import torch)::
 
     snetx.snn      snetx-core     neurons, surrogates, algorithms
+    snetx.nir      snetx-core     NIR export and import (extra: snetx-core[nir])
     snetx.cuend    snetx-cuda     fused CUDA LIF kernels
     snetx.dataset  snetx-vision   dataset loaders (single process and DDP)
     snetx.models   snetx-vision   spiking VGG
@@ -22,6 +23,7 @@ __path__ = extend_path(__path__, __name__)
 #: Which distribution provides each subpackage.
 DISTRIBUTIONS = {
     "snn": "snetx-core",
+    "nir": "snetx-core",
     "cuend": "snetx-cuda",
     "dataset": "snetx-vision",
     "models": "snetx-vision",

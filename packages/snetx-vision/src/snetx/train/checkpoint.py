@@ -135,7 +135,7 @@ def save(state, out):
             Path(tmp).unlink(missing_ok=True)
 
 
-def _read(path):
+def read(path):
     """The checkpoint at ``path``, or raise ValueError saying why it is not usable."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -173,7 +173,7 @@ def load(out):
     tried = []
     for path in paths(out):
         try:
-            obj = _read(path)
+            obj = read(path)
         except ValueError as e:
             tried.append(f"{path}: {e}")
             continue

@@ -1,0 +1,247 @@
+"""NIR graph -> an ``nn.Module`` running it on ``N x T x ...`` with snetx's neurons."""
+
+import math
+from typing import Dict, List
+
+import nir
+import numpy as np
+import torch
+from torch import nn
+
+from snetx.snn.algorithm import Tosnn
+from snetx.snn.neuron import IF, LIF, PLIF
+
+
+class NIRImportError(ValueError):
+    """A NIR graph uses something snetx cannot run; the message names the node."""
+
+
+def _t(a):
+    return torch.as_tensor(np.asarray(a), dtype=torch.float32)
+
+
+def _uniform(name, field, a):
+    a = np.asarray(a, dtype=np.float64)
+    if a.size and not np.all(a == a.flat[0]):
+        raise NIRImportError(f"node {name}: {field} differs between neurons; snetx needs one value")
+    return float(a.flat[0]) if a.size else 0.0
+
+
+def _channel_values(name, field, a):
+    """A value per channel (dim 0), constant over the other dims; ValueError otherwise."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 0:
+        return a.reshape(1)
+    flat = a.reshape(a.shape[0], -1)
+    if not np.all(flat == flat[:, :1]):
+        raise NIRImportError(
+            f"node {name}: {field} varies within a channel; snetx runs one value per layer "
+            "or per channel"
+        )
+    return flat[:, 0]
+
+
+class Scale(nn.Module):
+    """``x -> scale * x + shift`` (per channel along dim 2 when the tensors have C values):
+    the input factor ``r dt / tau`` of a NIR neuron that could not be folded into weights."""
+
+    def __init__(self, scale, shift):
+        super().__init__()
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
+
+    def forward(self, x):
+        view = (-1,) + (1,) * (x.dim() - 3) if self.scale.dim() else ()
+        return x * self.scale.reshape(view) + self.shift.reshape(view)
+
+
+def _neuron(name, node, dt):
+    """(snetx neuron, input scale per channel, input shift per channel) for a LIF/IF node."""
+    v_th = _uniform(name, "v_threshold", node.v_threshold)
+    soft = node.metadata.get("snetx_reset") == "subtract"
+    v_reset = None if soft else _uniform(name, "v_reset", node.v_reset)
+    if isinstance(node, nir.IF):
+        scale = _channel_values(name, "r", node.r) * dt  # Euler step of dv/dt = r I
+        return IF(v_th=v_th, v_reset=v_reset), scale, np.zeros_like(scale)
+    tau = _channel_values(name, "tau", node.tau)
+    decay = 1.0 - dt / tau  # Euler step of tau dv/dt = (v_leak - v) + r I
+    if np.any(decay <= 0) or np.any(decay >= 1):
+        raise NIRImportError(
+            f"node {name}: tau {tau.min():g}..{tau.max():g} with dt {dt:g} gives a decay "
+            "outside (0, 1): give load() the dt the graph was made for"
+        )
+    scale = _channel_values(name, "r", node.r) * dt / tau
+    shift = _channel_values(name, "v_leak", node.v_leak) * dt / tau
+    if decay.size == 1 or np.all(decay == decay[0]):
+        return LIF(tau=1.0 / float(decay[0]), v_th=v_th, v_reset=v_reset), scale, shift
+    plif = PLIF(tau=2.0, v_th=v_th, v_reset=v_reset, channels=decay.size)
+    with torch.no_grad():
+        plif.w.copy_(torch.as_tensor(np.log(decay / (1.0 - decay))))
+    plif.w.requires_grad_(False)
+    return plif, scale, shift
+
+
+def _module(name, node):
+    if isinstance(node, nir.Affine):
+        m = nn.Linear(node.weight.shape[1], node.weight.shape[0])
+        with torch.no_grad():
+            m.weight.copy_(_t(node.weight))
+            m.bias.copy_(_t(node.bias))
+        return m
+    if isinstance(node, nir.Linear):
+        m = nn.Linear(node.weight.shape[1], node.weight.shape[0], bias=False)
+        with torch.no_grad():
+            m.weight.copy_(_t(node.weight))
+        return m
+    if isinstance(node, nir.Conv2d):
+        w = np.asarray(node.weight)
+        padding = (
+            node.padding
+            if isinstance(node.padding, str)
+            else tuple(np.atleast_1d(node.padding).tolist())
+        )
+        m = nn.Conv2d(
+            w.shape[1] * int(node.groups), w.shape[0], tuple(w.shape[-2:]),
+            stride=tuple(np.atleast_1d(node.stride).tolist()), padding=padding,
+            dilation=tuple(np.atleast_1d(node.dilation).tolist()), groups=int(node.groups),
+        )  # fmt: skip
+        with torch.no_grad():
+            m.weight.copy_(_t(w))
+            m.bias.copy_(_t(node.bias) if node.bias is not None else torch.zeros(w.shape[0]))
+        return Tosnn(m)
+    if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+        k = tuple(int(v) for v in np.atleast_1d(node.kernel_size))
+        s = tuple(int(v) for v in np.atleast_1d(node.stride))
+        p = tuple(int(v) for v in np.atleast_1d(node.padding))
+        k, s, p = (k * 2)[:2], (s * 2)[:2], (p * 2)[:2]
+        divisor = 1 if isinstance(node, nir.SumPool2d) else None
+        return Tosnn(nn.AvgPool2d(k, s, p, count_include_pad=True, divisor_override=divisor))
+    if isinstance(node, nir.Flatten):
+        end = node.end_dim if node.end_dim < 0 else node.end_dim + 2
+        return nn.Flatten(node.start_dim + 2, end)
+    raise NIRImportError(
+        f"node {name} ({type(node).__name__}) is not supported by snetx.nir.load "
+        "(supported: Input, Output, Affine, Linear, Conv2d, AvgPool2d, SumPool2d, Flatten, "
+        "LIF, IF)"
+    )
+
+
+class NIRModule(nn.Module):
+    """A NIR graph run on whole sequences: each node reads the sum of its inputs, in
+    topological order; neurons run over all T steps at once (snetx's fused kernels).
+
+    Shape:
+        - Input: :math:`(N, T, *)` with ``*`` the graph's input shape
+        - Output: :math:`(N, T, *')`
+    """
+
+    def __init__(self, nodes: Dict[str, nn.Module], order: List[str], inputs, output, in_shape):
+        super().__init__()
+        self.layers = nn.ModuleDict({k.replace(".", "_"): v for k, v in nodes.items()})
+        self._keys = {k: k.replace(".", "_") for k in nodes}
+        self.order, self.sources, self.output = order, inputs, output
+        self.in_shape = tuple(in_shape)
+
+    def forward(self, x):
+        if tuple(x.shape[2:]) != self.in_shape:
+            raise ValueError(
+                f"this NIR graph takes N x T x {' x '.join(map(str, self.in_shape))}, got "
+                f"{tuple(x.shape)}"
+            )
+        values = {"__input__": x}
+        for name in self.order:
+            srcs = self.sources[name]
+            h = values[srcs[0]]
+            for s in srcs[1:]:
+                h = h + values[s]
+            values[name] = self.layers[self._keys[name]](h)
+        return values[self.output]
+
+
+def _fold_scale(nodes, sources, consumers, name, scale, shift):
+    """Put a neuron's input factor into the weights that feed it alone; True if done."""
+    feeders = sources[name]
+    ok = all(
+        isinstance(nodes.get(f), (nn.Linear, Tosnn))
+        and consumers[f] == [name]
+        and (isinstance(nodes[f], nn.Linear) or isinstance(nodes[f].module, nn.Conv2d))
+        for f in feeders
+    )
+    if not ok or np.any(shift != 0):
+        return False
+    for f in feeders:
+        layer = nodes[f] if isinstance(nodes[f], nn.Linear) else nodes[f].module
+        sc = torch.as_tensor(scale, dtype=torch.float64)
+        if sc.numel() > 1 and sc.numel() != layer.weight.shape[0]:
+            return False
+    for f in feeders:
+        layer = nodes[f] if isinstance(nodes[f], nn.Linear) else nodes[f].module
+        sc = torch.as_tensor(scale, dtype=torch.float64).reshape(-1)
+        with torch.no_grad():
+            view = (-1,) + (1,) * (layer.weight.dim() - 1)
+            layer.weight.copy_((layer.weight.double() * sc.reshape(view)).float())
+            if layer.bias is not None:
+                layer.bias.copy_((layer.bias.double() * sc).float())
+    return True
+
+
+def load(graph, dt=None):
+    r"""An ``nn.Module`` running the NIR ``graph`` on ``N x T x ...`` inputs.
+
+    Args:
+        graph (nir.NIRGraph or str or path): the graph, or a NIR HDF5 file to read.
+        dt (float or None): the time step the graph's time constants assume; None takes
+            the one :func:`snetx.nir.export` recorded (``metadata["snetx_dt"]``), else
+            ``1e-4``.
+
+    Returns:
+        NIRModule
+    """
+    if not isinstance(graph, nir.NIRNode):
+        graph = nir.read(str(graph))
+    if not isinstance(graph, nir.NIRGraph):
+        graph = nir.NIRGraph.from_list(graph)
+    if dt is None:
+        dt = float(graph.metadata.get("snetx_dt", 1e-4)) if graph.metadata else 1e-4
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    ins = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
+    outs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Output)]
+    if len(ins) != 1 or len(outs) != 1:
+        raise NIRImportError(f"a graph with one Input and one Output node, got {ins} and {outs}")
+    sources = {k: [] for k in graph.nodes}
+    for a, b in graph.edges:
+        if a not in graph.nodes or b not in graph.nodes:
+            raise NIRImportError(f"edge ({a!r}, {b!r}) names a node the graph does not have")
+        sources[b].append(a)
+    consumers = {k: [b for a, b in graph.edges if a == k] for k in graph.nodes}
+    order, done = [], {ins[0]}
+    pending = [k for k in graph.nodes if k not in (ins[0], outs[0])]
+    while pending:
+        ready = [k for k in pending if all(s in done for s in sources[k])]
+        if not ready:
+            raise NIRImportError(f"the graph has a cycle through {pending}: recurrent NIR "
+                                 "graphs are not supported")  # fmt: skip
+        for k in ready:
+            order.append(k)
+            done.add(k)
+            pending.remove(k)
+    modules, extra = {}, {}
+    for k in order:
+        node = graph.nodes[k]
+        if isinstance(node, (nir.LIF, nir.IF)):  # v_leak becomes the shift of the input
+            modules[k], scale, shift = _neuron(k, node, float(dt))
+            extra[k] = (scale, shift)
+        else:
+            modules[k] = _module(k, node)
+    for k, (scale, shift) in extra.items():
+        if np.all(scale == 1.0) and np.all(shift == 0.0):
+            continue
+        if not _fold_scale(modules, sources, consumers, k, scale, shift):
+            sc = scale[0] if scale.size == 1 else scale
+            sh = shift[0] if shift.size == 1 else shift
+            modules[k] = nn.Sequential(Scale(sc, sh), modules[k])
+    srcs = {k: ["__input__" if s == ins[0] else s for s in sources[k]] for k in order}
+    (last,) = sources[outs[0]]
+    in_shape = np.asarray(graph.nodes[ins[0]].input_type["input"]).tolist()
+    return NIRModule(modules, order, srcs, last, in_shape)

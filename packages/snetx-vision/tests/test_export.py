@@ -1,0 +1,63 @@
+"""snetx-export: a trained snetx-train checkpoint to a NIR file and back, one-line errors."""
+
+import pytest
+import torch
+
+pytest.importorskip("nir")
+pytest.importorskip("h5py")
+from fake_data import make_shd  # noqa: E402
+from snetx import nir as snir  # noqa: E402
+from snetx.train import build, checkpoint, main  # noqa: E402
+from snetx.train.export import main as export  # noqa: E402
+
+RUN = ["--epochs", "1", "--quiet", "--no-plots", "--workers", "0", "--no-download"]
+
+
+def test_a_trained_smlp_exports_and_loads_back_with_the_same_spikes(tmp_path, capsys):
+    make_shd(tmp_path / "data")
+    out = tmp_path / "run"
+    argv = ["--dataset", "shd", "--model", "smlp", "--T", "6", "--batch-size", "4", *RUN]
+    assert main([*argv, "--data-dir", str(tmp_path / "data"), "--out", str(out)]) == 0
+    path = tmp_path / "model.nir"
+    assert export(["--checkpoint", str(out / "checkpoint.pt"), "--out", str(path)]) == 0
+    assert "nodes (Affine, Input, LIF, Output)" in capsys.readouterr().out
+    # the checkpoint's own model, rebuilt the way snetx-train builds it
+    ckpt = checkpoint.read(out / "checkpoint.pt")
+    from argparse import Namespace
+
+    args = Namespace(**ckpt["args"])
+    model = build.model(args, args.alpha)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    x = (torch.rand(3, 6, 700) < 0.3).float()
+    loaded = snir.load(path)
+    hidden = torch.nn.Sequential(model.fc[0], model.neurons[0])  # the first layer's spikes
+    want = model(x)
+    torch.testing.assert_close(loaded(x), want, rtol=1e-5, atol=1e-5)  # real read-out
+    assert hidden(x).sum() > 0
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--checkpoint", "nowhere.pt", "--out", "m.nir"], "--checkpoint nowhere.pt: missing"),
+        (["--out", "m.nir"], "the following arguments are required: --checkpoint"),
+        (["--checkpoint", "c.pt", "--out", "m.nir", "--dt", "0"], "--dt must be a finite"),
+    ],
+)
+def test_bad_arguments_are_one_line_exit_2(argv, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert export(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1
+
+
+def test_a_model_nir_cannot_represent_is_named(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(["--dataset", "digits", "--model", "scnn", "--T", "2", *RUN, "--out", str(out)]) == 0
+    )
+    capsys.readouterr()
+    assert export(["--checkpoint", str(out / "checkpoint.pt"), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "model scnn cannot be exported" in err and "MaxPool2d" in err
