@@ -61,3 +61,29 @@ def test_a_model_nir_cannot_represent_is_named(tmp_path, capsys):
     assert export(["--checkpoint", str(out / "checkpoint.pt"), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert "model scnn cannot be exported" in err and "MaxPool2d" in err
+
+
+@pytest.mark.parametrize("name", ["resnet19", "sew_resnet18", "ms_resnet18", "vggsnn"])
+def test_zoo_models_round_trip_through_nir(name):
+    import warnings
+
+    from snetx.models import registry
+
+    torch.manual_seed(0)
+    events = name == "vggsnn"
+    size, ch = ((48, 48), 2) if events else ((32, 32), 3)
+    net = registry.get(name).build(num_classes=10, in_channels=ch, neuron=None, size=size).eval()
+    x = torch.rand(2, 2, ch, *size) * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # identity shortcuts keep r (said in a warning)
+        graph = snir.export(net, x)
+    assert not any("BatchNorm" in type(n).__name__ for n in graph.nodes.values())
+    assert torch.equal(snir.load(graph)(x), net(x))
+
+
+def test_sew_and_has_no_nir_node():
+    from snetx.models.sew_resnet import sew_resnet18
+
+    net = sew_resnet18(num_classes=10, stem="cifar", connect="AND").eval()
+    with pytest.raises(snir.NIRExportError, match="torch operation 'mul'"):
+        snir.export(net, torch.rand(1, 1, 3, 32, 32))
