@@ -7,9 +7,11 @@ optional tensors: ``u0`` (the state to start from, ``N x F``; None is rest) and 
 (a learnable decay per feature, length ``F``; None is the rule's fixed decay). Each
 returns the spikes and the final state ``u_last``.
 
-The forward builds no autograd graph and saves the charged potential ``h`` (one tensor of
-the input's size, float32 or float64) plus the small ``u0`` and ``kf``; evaluation (no
-graph to record) does not keep ``h`` at all. The backward also gives the gradients of
+The forward builds no autograd graph and saves one tensor of the input's size plus the
+small ``u0`` and ``kf``: on the host kernel the input ``x`` itself (its backward recomputes
+the charges ``h`` from ``x`` in cache: 8 bytes per float32 element forward, 12 backward,
+no ``h`` written), on the other paths the charged potential ``h``; evaluation (no graph to
+record) does not keep ``h`` at all. The backward also gives the gradients of
 ``u0`` and of ``kf`` (each neuron's share summed over the batch by torch, so the result
 has the same bits run to run).
 """
@@ -231,18 +233,19 @@ def _forward_host(x3, rule, u0, kf, store_h=True):
     return h_all, spikes, u_last
 
 
-def _backward_host(h_all, gs3, g_ulast, u0, kf, rule):
-    n, T, f = h_all.shape
-    dtype = h_all.dtype
+def _backward_host(x3, gs3, g_ulast, u0, kf, rule):
+    """The kernel recomputes h from x (and u0, kf) as its forward did."""
+    n, T, f = x3.shape
+    dtype = x3.dtype
     gs = gs3.to(dtype).contiguous()
-    grad_x = torch.empty_like(h_all)
+    grad_x = torch.empty_like(x3)
     g_u0 = torch.empty((n, f), dtype=dtype) if u0 is not None else None
     g_k = torch.empty((n, f), dtype=dtype) if kf is not None else None
     gul, u0c, kfc = _small(g_ulast, dtype), _small(u0, dtype), _small(kf, dtype)
     sg_id = _sg.SURROGATE_IDS[_sg.name_of(rule.sg)]
     fn = getattr(_host_kernel.load(), "snetx_lif_backward_" + _suffix(dtype))
     status = fn(
-        *(_ptr(h_all), _ptr(gs), _ptr(grad_x), _ptr(gul), _ptr(u0c), _ptr(kfc)),
+        *(_ptr(x3), _ptr(gs), _ptr(grad_x), _ptr(gul), _ptr(u0c), _ptr(kfc)),
         *(_ptr(g_u0), _ptr(g_k), n, T, f, rule.decay, rule.v_th),
         0.0 if rule.soft else rule.v_reset,
         *(rule.alpha, sg_id, int(rule.detach), int(rule.soft), torch.get_num_threads()),
@@ -278,14 +281,18 @@ class FusedLIF(torch.autograd.Function):
             h_all, spikes, u_last = _forward_traced(x3, rule, u0, kf)
             ctx.host = False
         else:
-            h_all, spikes, u_last, ctx.host = _forward_untraced(x3, rule, u0, kf)
-        ctx.save_for_backward(h_all, u0, kf)  # h: the only tensor of the input's size
+            ctx.host = _use_host_kernel(x3, rule.sg)
+            x3 = x3.contiguous() if ctx.host else x3
+            h_all, spikes, u_last, _ = _forward_untraced(x3, rule, u0, kf, store_h=not ctx.host)
+        # one tensor of the input's size: x for the host kernel (its backward recomputes h;
+        # autograd keeps the input alive anyway when it is contiguous), else h
+        ctx.save_for_backward(x3 if ctx.host else h_all, u0, kf)
         ctx.rule, ctx.shape = rule, x.shape
         return spikes.view(x.shape), u_last
 
     @staticmethod
     def backward(ctx, grad_s, grad_ulast):
-        h_all, u0, kf = ctx.saved_tensors
+        h_all, u0, kf = ctx.saved_tensors  # x3 itself on the host-kernel path
         rule = ctx.rule
         if grad_s is None:
             grad_s = torch.zeros(ctx.shape, dtype=h_all.dtype, device=h_all.device)

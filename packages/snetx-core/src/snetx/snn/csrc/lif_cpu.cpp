@@ -1,7 +1,10 @@
 // Host build of lif_neuron.cuh for snetx.snn (float32/float64, contiguous N x T x F).
-// Each thread owns a block of neurons and walks time inside it, so every element of x,
-// h, s (forward) and h, g_s, g_x (backward) is touched exactly once.
+// Each thread owns a block of neurons and walks time inside it, so every element of x and
+// s (forward) and of x, g_s and g_x (backward) is touched exactly once: 8 bytes per
+// float32 element forward, 12 backward. The backward recomputes the charges h from x into
+// a block-sized buffer that stays in cache instead of reading a stored h.
 #include <cstdint>
+#include <vector>
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -29,16 +32,17 @@ void advise_huge_pages(void* p, int64_t bytes) {
 #endif
 }
 
-// Runs body(n, f0, len) for every block of up to kBlock neurons of one sample n (features
-// f0 .. f0+len-1; step t of neuron f is at (n * T + t) * F + f). Blocks are spread over the
-// threads.
+// Runs body(n, f0, len) for every block of up to `block` (<= kBlock) neurons of one sample
+// n (features f0 .. f0+len-1; step t of neuron f is at (n * T + t) * F + f). Blocks are
+// spread over the threads.
 template <typename Body>
-void for_each_block(int64_t N, int64_t F, int threads, const Body& body) {
-    const int64_t blocks = (F + kBlock - 1) / kBlock;
+void for_each_block(int64_t N, int64_t F, int threads, const Body& body,
+                    int64_t block = kBlock) {
+    const int64_t blocks = (F + block - 1) / block;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
     for (int64_t n = 0; n < N; ++n) {
         for (int64_t b = 0; b < blocks; ++b) {
-            const int64_t f0 = b * kBlock, len = (F - f0 < kBlock) ? F - f0 : kBlock;
+            const int64_t f0 = b * block, len = (F - f0 < block) ? F - f0 : block;
             body(n, f0, len);
         }
     }
@@ -88,7 +92,7 @@ void forward(const Forward<S> a) {
 // outputs g_u0 (dL/du0) and g_k (each neuron's dL/dk, summed by the caller).
 template <typename S>
 struct Backward {
-    const S* h;
+    const S* x;
     const S* gs;
     S* gx;
     const S* g_ulast;
@@ -101,21 +105,47 @@ struct Backward {
     int threads;
 };
 
+// Neurons per backward block: the block's T charges (len x T values) are recomputed into a
+// buffer of at most kRecompute bytes, so they are read back from cache; long sequences get
+// narrower blocks (at least 16 neurons, for the vector loops).
+constexpr int64_t kRecompute = int64_t(128) << 10;
+
+template <typename S>
+int64_t backward_block(int64_t T) {
+    int64_t len = kRecompute / (int64_t(sizeof(S)) * (T > 0 ? T : 1));
+    len = len < 16 ? 16 : (len > kBlock ? kBlock : len);
+    return len - len % 16;
+}
+
 template <int SG, bool DETACH, bool SOFT, typename S>
 void backward(const Backward<S> a) {
     advise_huge_pages(a.gx, a.N * a.T * a.F * int64_t(sizeof(S)));
     for_each_block(a.N, a.F, a.threads, [=](int64_t n, int64_t f0, int64_t len) {
+        thread_local std::vector<S> charges;  // h[t][i] of this block, recomputed from x
+        if (charges.size() < size_t(a.T * len)) charges.resize(size_t(a.T * len));
+        S* hb = charges.data();
         S g_u[kBlock], decay[kBlock], g_h[kBlock], g_k[kBlock];
         for (int64_t i = 0; i < len; ++i) {
-            g_u[i] = a.g_ulast ? a.g_ulast[n * a.F + f0 + i] : S(0);
+            g_u[i] = a.u0 ? a.u0[n * a.F + f0 + i] : S(0);  // u while recomputing
             decay[i] = a.k ? a.k[f0 + i] : a.decay;
+        }
+        for (int64_t t = 0; t < a.T; ++t) {  // the forward again, the same expression
+            const int64_t o = (n * a.T + t) * a.F + f0;
+            for (int64_t i = 0; i < len; ++i) {
+                S spike;
+                hb[t * len + i] = snetx::lif_step<SOFT, S>(g_u[i], a.x[o + i], decay[i], a.v_th,
+                                                           a.v_reset, spike);
+            }
+        }
+        for (int64_t i = 0; i < len; ++i) {
+            g_u[i] = a.g_ulast ? a.g_ulast[n * a.F + f0 + i] : S(0);
             g_h[i] = S(0);
             g_k[i] = S(0);
         }
         for (int64_t t = a.T - 1; t >= 0; --t) {
             const int64_t o = (n * a.T + t) * a.F + f0;
             for (int64_t i = 0; i < len; ++i) {
-                const S hv = a.h[o + i];
+                const S hv = hb[t * len + i];
                 if (a.g_k) snetx::lif_grad_k_step<SOFT, S>(g_k[i], g_h[i], hv, a.v_th, a.v_reset);
                 g_h[i] = snetx::lif_grad_step<SG, DETACH, SOFT, S>(g_u[i], hv, a.gs[o + i],
                                                                     decay[i], a.v_th, a.v_reset,
@@ -128,7 +158,7 @@ void backward(const Backward<S> a) {
             if (a.g_u0) a.g_u0[j] = g_u[i];  // g_h[0] * decay
             if (a.g_k) a.g_k[j] = g_k[i] + g_h[i] * (a.u0 ? a.u0[j] : S(0));
         }
-    });
+    }, backward_block<S>(a.T));
 }
 
 template <typename S>
@@ -168,11 +198,11 @@ int backward_dispatch(const Backward<S>& a, int sg, int detach, int soft) {
                             soft);                                                                \
     }                                                                                             \
     extern "C" int snetx_lif_backward_##SUFFIX(                                                   \
-        const S* h, const S* gs, S* gx, const S* g_ulast, const S* u0, const S* k, S* g_u0,      \
+        const S* x, const S* gs, S* gx, const S* g_ulast, const S* u0, const S* k, S* g_u0,      \
         S* g_k, int64_t N, int64_t T, int64_t F, S decay, S v_th, S v_reset, S alpha, int sg,     \
         int detach, int soft, int threads) {                                                      \
         return backward_dispatch<S>(                                                              \
-            {h, gs, gx, g_ulast, u0, k, g_u0, g_k, N, T, F, decay, v_th, v_reset, alpha, threads}, \
+            {x, gs, gx, g_ulast, u0, k, g_u0, g_k, N, T, F, decay, v_th, v_reset, alpha, threads}, \
             sg, detach, soft);                                                                    \
     }
 SNETX_API(float, f32)
