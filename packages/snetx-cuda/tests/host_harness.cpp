@@ -18,8 +18,8 @@ void each_thread(Body body) {
 
 // Pointers as the kernels take them; state-sized ones (u0, u_last, k, g_*) may be null.
 struct Ptrs {
-    const void *x, *h_in, *gs, *g_ulast, *u0, *k;
-    void *h, *s, *gx, *u_last, *g_u0, *g_k;
+    const void *x, *ckpt_in, *gs, *g_ulast, *u0, *k;
+    void *ckpt, *s, *gx, *u_last, *g_u0, *g_k;
 };
 
 template <typename IO, bool SOFT>
@@ -29,14 +29,14 @@ void fwd(const Ptrs& p, long long N, long long T, long long F, double decay, dou
     const IO* x = (const IO*)p.x;
     if (grid) {
         each_thread([&] {
-            snetx::lif_forward<IO, SOFT>(x, (IO*)p.h, (IO*)p.s, (const S*)p.u0, (S*)p.u_last,
+            snetx::lif_forward<IO, SOFT>(x, (S*)p.ckpt, (IO*)p.s, (const S*)p.u0, (S*)p.u_last,
                                          (const S*)p.k, N * F, T, F, (S)decay, (S)v_th,
                                          (S)v_reset);
         });
         return;
     }
     for (long long i = 0; i < N * F; ++i)
-        snetx::forward_neuron<IO, SOFT>(x, (IO*)p.h, (IO*)p.s, (const S*)p.u0, (S*)p.u_last,
+        snetx::forward_neuron<IO, SOFT>(x, (S*)p.ckpt, (IO*)p.s, (const S*)p.u0, (S*)p.u_last,
                                         (const S*)p.k, i, T, F, (S)decay, (S)v_th, (S)v_reset);
 }
 
@@ -44,10 +44,11 @@ template <typename IO, int SG, bool D, bool SOFT>
 void bwd(const Ptrs& p, long long N, long long T, long long F, double decay, double v_th,
          double v_reset, double alpha) {
     typedef typename snetx::state_of<IO>::type S;
-    const IO *h = (const IO*)p.h_in, *gs = (const IO*)p.gs;
+    const IO *x = (const IO*)p.x, *gs = (const IO*)p.gs;
+    const S* ckpt = (const S*)p.ckpt_in;
     if (grid) {
         each_thread([&] {
-            snetx::lif_backward<IO, SG, D, SOFT>(h, gs, (IO*)p.gx, (const S*)p.g_ulast,
+            snetx::lif_backward<IO, SG, D, SOFT>(x, ckpt, gs, (IO*)p.gx, (const S*)p.g_ulast,
                                                  (const S*)p.u0, (const S*)p.k, (S*)p.g_u0,
                                                  (S*)p.g_k, N * F, T, F, (S)decay, (S)v_th,
                                                  (S)v_reset, (S)alpha);
@@ -55,7 +56,7 @@ void bwd(const Ptrs& p, long long N, long long T, long long F, double decay, dou
         return;
     }
     for (long long i = 0; i < N * F; ++i)
-        snetx::backward_neuron<IO, SG, D, SOFT>(h, gs, (IO*)p.gx, (const S*)p.g_ulast,
+        snetx::backward_neuron<IO, SG, D, SOFT>(x, ckpt, gs, (IO*)p.gx, (const S*)p.g_ulast,
                                                 (const S*)p.u0, (const S*)p.k, (S*)p.g_u0,
                                                 (S*)p.g_k, i, T, F, (S)decay, (S)v_th,
                                                 (S)v_reset, (S)alpha);
@@ -93,11 +94,11 @@ extern "C" void host_set_launch(int blocks, int threads) {
 }
 
 // io: 0 float, 1 double, 2 f16, 3 bf16
-extern "C" int host_forward(int io, int soft, const void* x, void* h, void* s, const void* u0,
-                            void* u_last, const void* k, long long N, long long T, long long F,
-                            double decay, double v_th, double v_reset) {
+extern "C" int host_forward(int io, int soft, const void* x, void* ckpt, void* s,
+                            const void* u0, void* u_last, const void* k, long long N, long long T,
+                            long long F, double decay, double v_th, double v_reset) {
     Ptrs p = {};
-    p.x = x, p.h = h, p.s = s, p.u0 = u0, p.u_last = u_last, p.k = k;
+    p.x = x, p.ckpt = ckpt, p.s = s, p.u0 = u0, p.u_last = u_last, p.k = k;
     switch (io) {
         case 0: return fwd_io<float>(soft, p, N, T, F, decay, v_th, v_reset);
         case 1: return fwd_io<double>(soft, p, N, T, F, decay, v_th, v_reset);
@@ -107,12 +108,12 @@ extern "C" int host_forward(int io, int soft, const void* x, void* h, void* s, c
     return 1;
 }
 
-extern "C" int host_backward(int io, int sg, int detach, int soft, const void* h, const void* gs,
-                             void* gx, const void* g_ulast, const void* u0, const void* k,
+extern "C" int host_backward(int io, int sg, int detach, int soft, const void* x,
+                             const void* ckpt, const void* gs, void* gx, const void* g_ulast, const void* u0, const void* k,
                              void* g_u0, void* g_k, long long N, long long T, long long F,
                              double decay, double v_th, double v_reset, double alpha) {
     Ptrs p = {};
-    p.h_in = h, p.gs = gs, p.gx = gx, p.g_ulast = g_ulast, p.u0 = u0, p.k = k;
+    p.x = x, p.ckpt_in = ckpt, p.gs = gs, p.gx = gx, p.g_ulast = g_ulast, p.u0 = u0, p.k = k;
     p.g_u0 = g_u0, p.g_k = g_k;
     switch (io) {
         case 0: return bwd_io<float>(sg, detach, soft, p, N, T, F, decay, v_th, v_reset, alpha);

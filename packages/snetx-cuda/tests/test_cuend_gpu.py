@@ -3,6 +3,7 @@ docs/specification.md)."""
 
 import pytest
 import torch
+from snetx.cuend import _compile
 from snetx.cuend import neuron as cu
 from snetx.snn import functional as F
 
@@ -44,9 +45,12 @@ def test_float32_parity_and_saved(sg):
     assert torch.equal(y, y_ref)
     torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-6)
     saved = []
+    xi = x.clone().requires_grad_()
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        cu.LIF(sg=sg)(x.clone().requires_grad_())
-    assert len(saved) == 1 and saved[0].shape == x.shape  # h only
+        cu.LIF(sg=sg)(xi)
+    # the input itself (no new memory) and the membrane before each chunk of steps
+    assert len(saved) == 2 and saved[0].data_ptr() == xi.data_ptr()
+    assert saved[1].shape == (8, -(-8 // _compile.CHUNK), 4096)
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float16, 5e-3), (torch.bfloat16, 3e-2)])
@@ -169,7 +173,7 @@ def test_forward_spikes_equal_host_kernel_bit_for_bit():
 
 def test_more_than_2_31_elements():
     # int32 offsets would wrap past 2^31 elements: forward and backward over 5 x 4 GiB of
-    # float16 (x, spikes, h, grad, grad_x); the tail neurons must match a small run of them
+    # float16 (x, spikes, grad, grad_x, and a spare); the tail neurons must match a small run
     numel = (1 << 31) + 6
     if torch.cuda.mem_get_info()[0] < 5 * 2 * numel + (1 << 30):
         pytest.skip("needs about 23 GB of free GPU memory")
@@ -252,7 +256,7 @@ def test_plif_every_dtype_and_deterministic_w_gradient(dtype):
         grads.append(plif.w.grad.clone())
     assert all(torch.equal(grads[0], other) for other in grads[1:])  # same bits every run
     big = [t for t in saved[: len(saved) // 3] if t.numel() == x.numel()]
-    assert len(big) == 1  # h is the only input-sized tensor kept for backward
+    assert len(big) == 1  # the input is the only input-sized tensor kept for backward
 
 
 def test_step_streaming_on_gpu_equals_the_multi_step_call():

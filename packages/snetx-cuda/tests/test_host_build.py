@@ -37,11 +37,11 @@ def host_lib(tmp_path_factory):
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     lib = ctypes.CDLL(str(out))
     p, ll, d, i = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double, ctypes.c_int
-    # io, soft, x, h, s, u0, u_last, k, N, T, F, decay, v_th, v_reset
+    # io, soft, x, ckpt, s, u0, u_last, k, N, T, F, decay, v_th, v_reset
     lib.host_forward.argtypes = [i, i] + [p] * 6 + [ll] * 3 + [d] * 3
-    # io, sg, detach, soft, h, gs, gx, g_ulast, u0, k, g_u0, g_k, N, T, F, decay, v_th,
-    # v_reset, alpha
-    lib.host_backward.argtypes = [i] * 4 + [p] * 8 + [ll] * 3 + [d] * 4
+    # io, sg, detach, soft, x, ckpt, gs, gx, g_ulast, u0, k, g_u0, g_k, N, T, F, decay,
+    # v_th, v_reset, alpha
+    lib.host_backward.argtypes = [i] * 4 + [p] * 9 + [ll] * 3 + [d] * 4
     lib.host_set_launch.argtypes = [i, i]
     return lib
 
@@ -51,37 +51,43 @@ def _ptr(t):
 
 
 def host_lif(lib, x, grad, tau, v_th, v_reset, sg, alpha, detach, **state):
-    """(spikes, grad_x, h) of the host build (see :func:`host_lif_state`)."""
-    s, gx, h, _, _, _ = host_lif_state(lib, x, grad, tau, v_th, v_reset, sg, alpha, detach, **state)
-    return s, gx, h
+    """(spikes, grad_x, checkpoints) of the host build (see :func:`host_lif_state`)."""
+    s, gx, ckpt, _, _, _ = host_lif_state(
+        lib, x, grad, tau, v_th, v_reset, sg, alpha, detach, **state
+    )
+    return s, gx, ckpt
 
 
 def host_lif_state(
     lib, x, grad, tau, v_th, v_reset, sg, alpha, detach, *, u0=None, kf=None, g_ulast=None
 ):
-    """(spikes, grad_x, h, u_last, grad_u0, per-neuron dL/dk) of the kernels' host build;
-    ``v_reset=None`` is the soft reset, ``u0``/``g_ulast`` are ``N x F``, ``kf`` length F."""
+    """(spikes, grad_x, checkpoints, u_last, grad_u0, per-neuron dL/dk) of the kernels'
+    host build; ``v_reset=None`` is the soft reset, ``u0``/``g_ulast`` are ``N x F``,
+    ``kf`` length F. The checkpoints (the membrane before every CHUNK steps) are what the
+    backward recomputes the charges from."""
     x = x.contiguous()
     n, T = x.shape[:2]
     f = x.numel() // (n * T)
     state = torch.float64 if x.dtype == torch.float64 else torch.float32
     soft = v_reset is None
     vr = 0.0 if soft else v_reset
-    h, s, gx = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    s, gx = torch.empty_like(x), torch.empty_like(x)
+    ckpt = torch.empty((n, -(-T // _compile.CHUNK), f), dtype=state)
     u_last = torch.empty((n, f), dtype=state)
     g_u0 = torch.empty((n, f), dtype=state) if u0 is not None else None
     g_k = torch.empty((n, f), dtype=state) if kf is not None else None
     small = [None if t is None else t.to(state).contiguous() for t in (u0, kf, g_ulast)]
     u0c, kfc, gulc = small
     gs = grad.to(x.dtype).contiguous()  # kept alive: its pointer goes to C
-    ptrs = (_ptr(x), _ptr(h), _ptr(s), _ptr(u0c), _ptr(u_last), _ptr(kfc))
+    ptrs = (_ptr(x), _ptr(ckpt), _ptr(s), _ptr(u0c), _ptr(u_last), _ptr(kfc))
     assert lib.host_forward(IO[x.dtype], int(soft), *ptrs, n, T, f, 1 / tau, v_th, vr) == 0
-    ptrs = (_ptr(h), _ptr(gs), _ptr(gx), _ptr(gulc), _ptr(u0c), _ptr(kfc), _ptr(g_u0), _ptr(g_k))
+    ptrs = (_ptr(x), _ptr(ckpt), _ptr(gs), _ptr(gx), _ptr(gulc), _ptr(u0c), _ptr(kfc))
+    ptrs += (_ptr(g_u0), _ptr(g_k))
     status = lib.host_backward(
         IO[x.dtype], SG.index(sg), int(detach), int(soft), *ptrs, n, T, f, 1 / tau, v_th, vr, alpha
     )
     assert status == 0
-    return s, gx, h, u_last, g_u0, g_k
+    return s, gx, ckpt, u_last, g_u0, g_k
 
 
 def torch_lif(x, grad, tau, v_th, v_reset, sg, alpha, detach):
@@ -145,23 +151,46 @@ def test_float32_matches_snn(host_lib, sg, detach):
 @pytest.mark.parametrize("sg", ["arctan", "triangle"])
 def test_16bit_io_rounding(host_lib, dtype, sg):
     x, g = _data((4, 8, 256), dtype, seed=11)
-    s, gx, h = host_lif(host_lib, x, g, 2.0, 1.0, 0.0, sg, 2.0, False)
+    s, gx, _ = host_lif(host_lib, x, g, 2.0, 1.0, 0.0, sg, 2.0, False)
     s_ref, gx_ref = torch_lif(x, g, 2.0, 1.0, 0.0, sg, 2.0, False)
     assert s.dtype == dtype and torch.equal(s, s_ref)  # fp32 state: identical spikes
-    # stored h rounds to the I/O type but stays on the side of the threshold that fired
-    assert torch.equal((h.float() >= 1.0).to(dtype), s)
     err = (gx.double() - gx_ref.double()).abs().max() / gx_ref.double().abs().max()
     assert err < 3e-2, float(err)
 
 
-def test_nudged_h_keeps_threshold_side(host_lib):
-    # x = [3/128, 1 - 2^-7] (exact in bf16), tau = 2: h1 = 3/256 + 0.9921875 = 1.00390625,
-    # which fires at v_th = 1.002 but rounds (to nearest even) to 1.0 in bf16, below v_th.
+def test_16bit_backward_sees_the_charge_the_forward_fired_on(host_lib):
+    # x = [3/128, 1 - 2^-7] (exact in bf16), tau = 2: h1 = 3/256 + 0.9921875 = 1.00390625
+    # fires at v_th = 1.002 but would round to 1.0 in bf16, below v_th. The backward
+    # recomputes h in float32 from x, so it takes the fired branch: the gradient of the
+    # float32 run of the same input, exactly.
     x = torch.tensor([[[0.0234375], [0.9921875]]], dtype=torch.bfloat16)
-    s, _, h = host_lif(host_lib, x, torch.ones(1, 2, 1), 2.0, 1.002, 0.0, "arctan", 2.0, False)
-    assert s.flatten().tolist() == [0.0, 1.0]
-    assert torch.tensor(1.00390625).to(torch.bfloat16).item() == 1.0  # plain rounding is wrong
-    assert h[0, 1, 0].item() == 1.0078125  # stored one ulp up: still >= v_th
+    g = torch.ones(1, 2, 1)
+    s, gx, _ = host_lif(host_lib, x, g, 2.0, 1.002, 0.0, "arctan", 2.0, False)
+    s32, gx32, _ = host_lif(host_lib, x.float(), g, 2.0, 1.002, 0.0, "arctan", 2.0, False)
+    assert s.flatten().tolist() == [0.0, 1.0] and torch.equal(s.float(), s32)
+    assert torch.equal(gx.float(), gx32.to(torch.bfloat16).float())
+
+
+@pytest.mark.parametrize("T", [1, 7, 8, 9, 16, 17, 40])
+def test_checkpoints_hold_the_membrane_before_each_chunk(host_lib, T):
+    # T around multiples of the chunk: the backward restarts every chunk from these
+    x, g = _data((2, T, 5), torch.float64, seed=T)
+    u0 = torch.rand(2, 5, dtype=torch.float64)
+    s, gx, ckpt, _, _, _ = host_lif_state(host_lib, x, g, 2.0, 1.0, 0.0, "arctan", 2.0, False,
+                                          u0=u0)  # fmt: skip
+    assert ckpt.shape == (2, -(-T // _compile.CHUNK), 5)
+    u, want = u0.clone(), []
+    for t in range(T):
+        if t % _compile.CHUNK == 0:
+            want.append(u.clone())
+        h = u * 0.5 + x[:, t]
+        u = torch.where(h >= 1.0, torch.zeros_like(h), h)
+    assert torch.equal(ckpt, torch.stack(want, 1))
+    # and the backward restarted from them is the reference loop's (from rest here)
+    s, gx, _ = host_lif(host_lib, x, g, 2.0, 1.0, 0.0, "arctan", 2.0, False)
+    s_ref, gx_ref = loop_lif(x, g, 2.0, 1.0, 0.0, "arctan", 2.0, False)
+    assert torch.equal(s, s_ref)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("grid,block", [(1, 1), (3, 4), (2, 32), (40, 8)])
@@ -171,31 +200,37 @@ def test_grid_stride_kernels_cover_every_neuron_once(host_lib, grid, block):
     # must write nothing; the canaries after each output stay untouched).
     x, g = _data((2, 9, 37), torch.float64, seed=grid)  # 74 neurons
     n = x.numel()
-    bufs = {k: torch.full((n + 16,), -7.0, dtype=torch.float64) for k in ("h", "s", "gx")}
-    h, s, gx = (bufs[k][:n].view_as(x) for k in ("h", "s", "gx"))
+    nc = 2 * -(-9 // _compile.CHUNK) * 37  # checkpoints: N x ceil(T / CHUNK) x F
+    sizes = {"ckpt": nc, "s": n, "gx": n}
+    bufs = {k: torch.full((m + 16,), -7.0, dtype=torch.float64) for k, m in sizes.items()}
+    ckpt = bufs["ckpt"][:nc]
+    s, gx = (bufs[k][:n].view_as(x) for k in ("s", "gx"))
     host_lib.host_set_launch(grid, block)
     try:
-        fwd = (_ptr(x), _ptr(h), _ptr(s), None, None, None, 2, 9, 37, 0.5, 1.0, 0.1)
+        fwd = (_ptr(x), _ptr(ckpt), _ptr(s), None, None, None, 2, 9, 37, 0.5, 1.0, 0.1)
         assert host_lib.host_forward(1, 0, *fwd) == 0
-        args = (_ptr(h), _ptr(g), _ptr(gx), *[None] * 5, 2, 9, 37, 0.5, 1.0, 0.1, 3.0)
+        args = (_ptr(x), _ptr(ckpt), _ptr(g), _ptr(gx), *[None] * 5, 2, 9, 37, 0.5, 1.0, 0.1)
+        args += (3.0,)
         assert host_lib.host_backward(1, SG.index("triangle"), 0, 0, *args) == 0
     finally:
         host_lib.host_set_launch(0, 1)
     s_ref, gx_ref = loop_lif(x, g, 2.0, 1.0, 0.1, "triangle", 3.0, False)
     assert torch.equal(s, s_ref)
     torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-12)
-    for k in bufs:
-        assert (bufs[k][n:] == -7.0).all(), k
+    for k, m in sizes.items():
+        assert (bufs[k][m:] == -7.0).all(), k
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
-def test_forward_without_h_writes_spikes_only(host_lib, dtype):
-    # h = nullptr is the evaluation launch (no graph recorded): same spikes, h untouched
+def test_forward_without_checkpoints_writes_spikes_only(host_lib, dtype):
+    # ckpt = nullptr is the evaluation launch (no graph recorded): the same spikes
     x, _ = _data((3, 10, 41), dtype, seed=5)
     n, T, f = 3, 10, 41
-    s_with, s_without, h = torch.empty_like(x), torch.full_like(x, -3.0), torch.empty_like(x)
+    s_with, s_without = torch.empty_like(x), torch.full_like(x, -3.0)
+    state = torch.float64 if dtype == torch.float64 else torch.float32
+    ckpt = torch.empty((n, -(-T // _compile.CHUNK), f), dtype=state)
     rest = (None, None, None, n, T, f, 0.5, 1, 0)
-    assert host_lib.host_forward(IO[dtype], 0, _ptr(x), _ptr(h), _ptr(s_with), *rest) == 0
+    assert host_lib.host_forward(IO[dtype], 0, _ptr(x), _ptr(ckpt), _ptr(s_with), *rest) == 0
     assert host_lib.host_forward(IO[dtype], 0, _ptr(x), None, _ptr(s_without), *rest) == 0
     s_ref = F.lif_loop(x.double(), 2.0, 1.0, 0.0, F._sg.get("arctan"), 4.0, False)
     assert torch.equal(s_without, s_with) and torch.equal(s_without.double(), s_ref)

@@ -77,8 +77,9 @@ def _entry_body(ptx, lowered_name):
 @pytest.mark.parametrize("io", list(_compile.IO_TYPES))
 def test_loads_are_issued_a_chunk_at_a_time(io):
     # Memory-level parallelism: each thread issues a chunk of 8 independent loads (forward:
-    # x; backward: h and grad_s) before its first store, instead of one load per step.
-    # Before them it may load its start state and decay (u0 and k, or g_ulast and k).
+    # x; backward: x and grad_s) before its first store, instead of one load per step.
+    # Around them it may load its start state and decay (u0 and k, or g_ulast and k) and,
+    # in the backward, the chunk's checkpoint.
     _nvrtc()
     names = [_compile.forward_name(io), _compile.backward_name(io, "arctan", False)]
     ptx, lowered = _compile.nvrtc_compile("compute_80", ios=(io,))
@@ -86,7 +87,7 @@ def test_loads_are_issued_a_chunk_at_a_time(io):
     for name, loads in zip(names, (8, 16)):
         ops = re.findall(r"\b(ld|st)\.global", _entry_body(ptx, lowered[name]))
         first_store = ops.index("st")
-        assert loads <= first_store <= loads + 2, (name, ops[: first_store + 1])
+        assert loads <= first_store <= loads + 3, (name, ops[: first_store + 1])
 
 
 def test_forward_charge_is_not_contracted_to_fma():

@@ -13,11 +13,13 @@ def test_forward_backward_wiring_on_meta_tensors(dtype):
     x = torch.empty(4, 3, 8, 8, device="meta", dtype=dtype, requires_grad=True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        spikes, h, u_last = _ops.lif(x, None, None, 0.5, 1.0, 0.0, False, 4.0, "arctan", False)
-    assert spikes.shape == x.shape and spikes.dtype == dtype and h.dtype == dtype
+        spikes, ckpt, u_last = _ops.lif(x, None, None, 0.5, 1.0, 0.0, False, 4.0, "arctan", False)
+    assert spikes.shape == x.shape and spikes.dtype == dtype
     state = torch.float64 if dtype == torch.float64 else torch.float32
     assert u_last.shape == (4, 64) and u_last.dtype == state
-    assert len(saved) == 1 and saved[0].shape == x.shape  # h only
+    # saved: the input itself (no new memory) and the membrane before each chunk of steps
+    assert ckpt.shape == (4, 1, 64) and ckpt.dtype == state  # T = 3: one chunk
+    assert len(saved) == 2 and saved[0] is x and saved[1].shape == (4, 1, 64)
     (gx,) = torch.autograd.grad(spikes, x, torch.ones_like(spikes))
     assert gx.shape == x.shape and gx.dtype == dtype and gx.device.type == "meta"
 
@@ -25,14 +27,14 @@ def test_forward_backward_wiring_on_meta_tensors(dtype):
 @pytest.mark.parametrize("soft", [False, True])
 def test_state_and_decay_gradients_on_meta_tensors(soft):
     # u0 (N x F) and a per-feature decay kf (F) get gradients of their own shape through
-    # the registered backward; what is saved stays one input-sized tensor (h) plus them
+    # the registered backward; what is saved is the input, the checkpoints and them
     x = torch.empty(4, 3, 8, 8, device="meta", requires_grad=True)
     u0 = torch.empty(4, 64, device="meta", requires_grad=True)
     kf = torch.empty(64, device="meta", requires_grad=True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         spikes, _, u_last = _ops.lif(x, u0, kf, 0.5, 1.0, 0.0, soft, 4.0, "arctan", False)
-    assert sorted(tuple(t.shape) for t in saved) == [(4, 3, 8, 8), (4, 64), (64,)]
+    assert sorted(tuple(t.shape) for t in saved) == [(4, 1, 64), (4, 3, 8, 8), (4, 64), (64,)]
     gx, gu0, gk = torch.autograd.grad(
         (spikes, u_last), (x, u0, kf), (torch.ones_like(spikes), torch.ones_like(u_last))
     )
@@ -42,8 +44,9 @@ def test_state_and_decay_gradients_on_meta_tensors(soft):
 def test_forward_on_fake_cuda_tensors():
     with FakeTensorMode():
         x = torch.empty(4, 3, 8, device="cuda", dtype=torch.bfloat16)
-        spikes, h, u_last = _ops.lif(x, None, None, 0.5, 1.0, 0.0, False, 4.0, "arctan", False)
+        spikes, ckpt, u_last = _ops.lif(x, None, None, 0.5, 1.0, 0.0, False, 4.0, "arctan", False)
         assert spikes.device.type == "cuda" and spikes.shape == x.shape
+        assert ckpt.shape == (4, 1, 8) and ckpt.dtype == torch.float32
         assert u_last.shape == (4, 8) and u_last.dtype == torch.float32
 
 
@@ -61,7 +64,7 @@ def test_opcheck_fake_and_autograd_registration_on_meta():
         rule = (0.5, 1.0, 0.0, True, 4.0, "sigmoid", True)
         out = torch.ops.snetx_cuend.lif(x, None, None, *rule)
         g = torch.ops.snetx_cuend.lif_backward(
-            out[1], out[0], None, None, None, *rule, False, False
+            x, out[1], out[0], None, None, None, *rule, False, False
         )
     assert g[0].shape == (2, 3, 5) and g[1].shape == g[2].shape == (0,)
 
@@ -100,13 +103,14 @@ def test_launch_passes_explicitly_typed_arguments(monkeypatch, dtype, scalar):
         lambda d: types.SimpleNamespace(multi_processor_count=2),
     )
     monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))
-    x, h, s = (torch.zeros(3, 4, 5, dtype=dtype) for _ in range(3))
-    u_last = torch.zeros(3, 5)
+    x, s = (torch.zeros(3, 4, 5, dtype=dtype) for _ in range(2))
+    ckpt, u_last = torch.zeros(3, 1, 5), torch.zeros(3, 5)
     name = _compile.forward_name(_ops.DTYPES[dtype])
-    _ops._launch(x, name, (x, h, s, None, u_last, None), (0.5, 1.0, 0.0))
+    _ops._launch(x, name, (x, ckpt, s, None, u_last, None), (0.5, 1.0, 0.0))
     _ops._launch(x, name, (x, None, s, None, None, None), (0.5, 1.0, 0.0))
-    (io, name, grid, block, args), (*_, no_h) = calls
-    assert no_h[1] == np.uint64(0) and type(no_h[1]) is np.uint64  # evaluation: h = nullptr
+    (io, name, grid, block, args), (*_, no_ckpt) = calls
+    # evaluation: ckpt = nullptr
+    assert no_ckpt[1] == np.uint64(0) and type(no_ckpt[1]) is np.uint64
     assert io == _ops.DTYPES[dtype] and name.startswith("snetx::lif_forward<")
     assert block == (_ops.THREADS,) and grid == (1,)
     assert [type(a) for a in args[:6]] == [np.uint64] * 6

@@ -97,9 +97,17 @@ def test_kill_9_after_the_epoch_checkpoint_resumes_exactly(reference, tmp_path, 
     out = tmp_path / "killed"
     proc = _spawn([*RUN, "--out", str(out)])
     deadline = time.time() + 240
-    while not (out / "checkpoint-prev.pt").exists():  # the second save: end of epoch 1
+    latest, prev = out / "checkpoint.pt", out / "checkpoint-prev.pt"
+
+    def saved_twice():  # the second save (end of epoch 1) has replaced checkpoint.pt
+        try:
+            return prev.exists() and latest.stat().st_ino != prev.stat().st_ino
+        except FileNotFoundError:
+            return False
+
+    while not saved_twice():
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
-        time.sleep(0.01)
+        time.sleep(0.005)
     proc.kill()  # SIGKILL: no handler runs
     proc.communicate(timeout=60)
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
@@ -438,3 +446,25 @@ def test_a_lost_peer_inside_backward_is_reported_as_one_line_and_other_errors_pa
     with pytest.raises(RuntimeError, match="Timed out"):
         with run.watch():
             raise RuntimeError(gloo)
+
+
+def test_checkpoint_pt_exists_at_every_moment_of_a_save(tmp_path, monkeypatch):
+    # The CI run that killed a run between "checkpoint.pt -> checkpoint-prev.pt" and
+    # "new -> checkpoint.pt" found no checkpoint.pt. Now the old one stays until the new
+    # one replaces it: watch every rename of a save.
+    from snetx.train import checkpoint
+
+    checkpoint.save({"model": {}, "n": 1}, tmp_path)
+    seen = []
+    real = os.replace
+
+    def watching(src, dst):
+        seen.append((tmp_path / "checkpoint.pt").exists())
+        real(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", watching)
+    checkpoint.save({"model": {}, "n": 2}, tmp_path)
+    assert seen and all(seen)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["n"] == 2
+    assert torch.load(tmp_path / "checkpoint-prev.pt", weights_only=True)["n"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-prev.pt", "checkpoint.pt"]

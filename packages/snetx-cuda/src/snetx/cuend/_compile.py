@@ -30,6 +30,12 @@ IO_TYPES = {
 }
 
 
+#: Steps per chunk of the kernels (SNETX_CHUNK in lif_kernels.cu, read from there): the
+#: forward keeps the membrane before each chunk, N x ceil(T / CHUNK) x F state values, from
+#: which the backward recomputes the charges.
+CHUNK = int(re.search(r"#define SNETX_CHUNK (\d+)", (CSRC / KERNEL_FILE).read_text()).group(1))
+
+
 def _expand(path: Path, seen: set) -> str:
     out = []
     for line in path.read_text().splitlines():

@@ -64,13 +64,19 @@ def _small(t, x):
     return None if t is None else t.to(_state(x)).contiguous()
 
 
-def _forward(x, h, u0, kf, decay, v_th, v_reset, soft):
-    """(spikes, u_last) of the forward kernel; it writes h too unless h is None."""
+def _checkpoints_shape(x):
+    """N x ceil(T / CHUNK) x F: the membrane before each chunk of steps."""
+    return (x.shape[0], -(-x.shape[1] // _compile.CHUNK), _features(x))
+
+
+def _forward(x, ckpt, u0, kf, decay, v_th, v_reset, soft):
+    """(spikes, u_last) of the forward kernel; it writes the checkpoints too unless ckpt
+    is None."""
     spikes = torch.empty_like(x)
     u_last = torch.empty((x.shape[0], _features(x)), dtype=_state(x), device=x.device)
     if x.numel():
         name = _compile.forward_name(DTYPES[x.dtype], soft)
-        pointers = (x, h, spikes, _small(u0, x), u_last, _small(kf, x))
+        pointers = (x, ckpt, spikes, _small(u0, x), u_last, _small(kf, x))
         _launch(x, name, pointers, (decay, v_th, v_reset))
     return spikes, u_last
 
@@ -88,20 +94,22 @@ def lif(
     sg: str,
     detach: bool,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(spikes, h, u_last) of the contiguous ``N x T x ...`` CUDA tensor x, starting from
-    ``u0`` (``N x F`` state, or None: rest), with the per-feature decay ``kf`` (length
-    ``F``, or None: ``decay``) and the soft reset when ``soft``; alpha, sg and detach are
-    used by the registered backward."""
+    """(spikes, checkpoints, u_last) of the contiguous ``N x T x ...`` CUDA tensor x,
+    starting from ``u0`` (``N x F`` state, or None: rest), with the per-feature decay
+    ``kf`` (length ``F``, or None: ``decay``) and the soft reset when ``soft``; alpha, sg
+    and detach are used by the registered backward, which recomputes the charges from x
+    and the checkpoints (the membrane before every ``CHUNK`` steps, ``N x ceil(T/CHUNK) x
+    F``)."""
     x = x.contiguous()  # the kernels index N x T x F densely, whatever a compiler passes
-    h = torch.empty_like(x)
-    spikes, u_last = _forward(x, h, u0, kf, decay, v_th, v_reset, soft)
-    return spikes, h, u_last
+    ckpt = torch.empty(_checkpoints_shape(x), dtype=_state(x), device=x.device)
+    spikes, u_last = _forward(x, ckpt, u0, kf, decay, v_th, v_reset, soft)
+    return spikes, ckpt, u_last
 
 
 @lif.register_fake
 def _(x, u0, kf, decay, v_th, v_reset, soft, alpha, sg, detach):
     u_last = x.new_empty((x.shape[0], _features(x)), dtype=_state(x))
-    return torch.empty_like(x), torch.empty_like(x), u_last
+    return torch.empty_like(x), x.new_empty(_checkpoints_shape(x), dtype=_state(x)), u_last
 
 
 @torch.library.custom_op("snetx_cuend::lif_spikes", mutates_args=())
@@ -114,8 +122,7 @@ def lif_spikes(
     v_reset: float,
     soft: bool,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(spikes, u_last) for a forward that records no graph: the kernel writes no h (2 of
-    the 3 elements of traffic per element)."""
+    """(spikes, u_last) for a forward that records no graph: no checkpoints either."""
     return _forward(x.contiguous(), None, u0, kf, decay, v_th, v_reset, soft)
 
 
@@ -126,7 +133,8 @@ def _(x, u0, kf, decay, v_th, v_reset, soft):
 
 @torch.library.custom_op("snetx_cuend::lif_backward", mutates_args=())
 def lif_backward(
-    h: torch.Tensor,
+    x: torch.Tensor,
+    ckpt: torch.Tensor,
     grad_s: torch.Tensor,
     grad_ulast: Optional[torch.Tensor],
     u0: Optional[torch.Tensor],
@@ -142,53 +150,58 @@ def lif_backward(
     want_k: bool,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(grad_x, grad_u0, grad_kf) of the LIF backward (docs/specification.md) from the
-    saved h, the spikes' gradient and the gradient reaching the final state. grad_u0 is
-    ``N x F`` when ``want_u0`` (else empty); grad_kf sums each neuron's dL/dk over the
-    batch with torch (the same bits every run) when ``want_k`` (else empty)."""
-    h = h.contiguous()
-    gs = grad_s.to(h.dtype).contiguous()  # referenced until the launch is queued
-    gx = torch.empty_like(h)
-    nf = (h.shape[0], _features(h))
-    g_u0 = torch.empty(nf, dtype=_state(h), device=h.device) if want_u0 else None
-    g_k = torch.empty(nf, dtype=_state(h), device=h.device) if want_k else None
-    if h.numel():
-        io = DTYPES[h.dtype]
-        pointers = (h, gs, gx, _small(grad_ulast, h), _small(u0, h), _small(kf, h), g_u0, g_k)
+    input x and the forward's checkpoints (the charges are recomputed from them), the
+    spikes' gradient and the gradient reaching the final state. grad_u0 is ``N x F`` when
+    ``want_u0`` (else empty); grad_kf sums each neuron's dL/dk over the batch with torch
+    (the same bits every run) when ``want_k`` (else empty)."""
+    x = x.contiguous()
+    gs = grad_s.to(x.dtype).contiguous()  # referenced until the launch is queued
+    gx = torch.empty_like(x)
+    nf = (x.shape[0], _features(x))
+    g_u0 = torch.empty(nf, dtype=_state(x), device=x.device) if want_u0 else None
+    g_k = torch.empty(nf, dtype=_state(x), device=x.device) if want_k else None
+    if x.numel():
+        io = DTYPES[x.dtype]
+        small = (_small(grad_ulast, x), _small(u0, x), _small(kf, x))
+        pointers = (x, ckpt.contiguous(), gs, gx, *small, g_u0, g_k)
         _launch(
-            h,
+            x,
             _compile.backward_name(io, sg, detach, soft),
             pointers,
             (decay, v_th, v_reset, alpha),
         )
-    empty = h.new_empty((0,), dtype=_state(h))
+    empty = x.new_empty((0,), dtype=_state(x))
     grad_kf = g_k.sum(0) if want_k else empty
     return gx, (g_u0 if want_u0 else empty), grad_kf
 
 
 @lif_backward.register_fake
 def _(
-    h, grad_s, grad_ulast, u0, kf, decay, v_th, v_reset, soft, alpha, sg, detach, want_u0, want_k
-):
-    nf = (h.shape[0], _features(h))
-    g_u0 = h.new_empty(nf if want_u0 else (0,), dtype=_state(h))
-    g_k = h.new_empty((nf[1],) if want_k else (0,), dtype=_state(h))
-    return torch.empty_like(h), g_u0, g_k
+    x, ckpt, grad_s, grad_ulast, u0, kf, decay, v_th, v_reset, soft, alpha, sg, detach, want_u0,
+    want_k,
+):  # fmt: skip
+    nf = (x.shape[0], _features(x))
+    g_u0 = x.new_empty(nf if want_u0 else (0,), dtype=_state(x))
+    g_k = x.new_empty((nf[1],) if want_k else (0,), dtype=_state(x))
+    return torch.empty_like(x), g_u0, g_k
 
 
 def _setup_context(ctx, inputs, output):
     x, u0, kf = inputs[:3]
-    ctx.save_for_backward(output[1], u0, kf)  # h (the only input-sized tensor), u0, kf
+    # x (kept alive by autograd anyway) and the checkpoints (1/CHUNK of its elements):
+    # the backward recomputes the charges instead of reading a saved h
+    ctx.save_for_backward(x, output[1], u0, kf)
     ctx.params = inputs[3:]
     ctx.dtypes = (None if u0 is None else u0.dtype, None if kf is None else kf.dtype)
 
 
-def _backward(ctx, grad_s, grad_h, grad_ulast):
-    h, u0, kf = ctx.saved_tensors
+def _backward(ctx, grad_s, grad_ckpt, grad_ulast):
+    x, ckpt, u0, kf = ctx.saved_tensors
     want_u0 = u0 is not None and ctx.needs_input_grad[1]
     want_k = kf is not None and ctx.needs_input_grad[2]
     if grad_s is None:
-        grad_s = torch.zeros_like(h)
-    gx, g_u0, g_kf = lif_backward(h, grad_s, grad_ulast, u0, kf, *ctx.params, want_u0, want_k)
+        grad_s = torch.zeros_like(x)
+    gx, g_u0, g_kf = lif_backward(x, ckpt, grad_s, grad_ulast, u0, kf, *ctx.params, want_u0, want_k)
     return (
         gx,
         g_u0.to(ctx.dtypes[0]) if want_u0 else None,

@@ -102,9 +102,24 @@ def _no_space(e):
     return False
 
 
+def _keep_as_previous(latest, previous, folder):
+    """Make ``previous`` the current ``latest`` while ``latest`` stays in place (a hard
+    link renamed over ``previous``): a kill at any moment leaves a complete
+    ``checkpoint.pt``. Where hard links are not supported, ``latest`` is renamed."""
+    link = Path(tempfile.mktemp(prefix=".checkpoint-prev-", suffix=".tmp", dir=folder))
+    try:
+        os.link(latest, link)
+    except OSError:
+        os.replace(latest, previous)
+        return
+    os.replace(link, previous)
+
+
 def save(state, out):
     """Write ``state`` as ``out/checkpoint.pt``; the one it replaces becomes
-    ``checkpoint-prev.pt``. On failure the existing checkpoints are left as they were."""
+    ``checkpoint-prev.pt``. ``checkpoint.pt`` is complete at every moment (the old one
+    until the new one is renamed over it); on failure the existing checkpoints are left
+    as they were."""
     latest, previous = paths(out)
     folder = latest.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,7 +132,7 @@ def save(state, out):
             f.flush()
             os.fsync(f.fileno())
         if latest.exists():
-            os.replace(latest, previous)
+            _keep_as_previous(latest, previous, folder)
         os.replace(tmp, latest)
         tmp = None
         _fsync_dir(folder)

@@ -55,30 +55,4 @@ template <> SNETX_HD f16 store<f16>(float v) {
     return r;
 }
 
-// One ulp up or down for a sign-magnitude 16-bit float.
-SNETX_HD unsigned short step_bits(unsigned short b, bool up) {
-    bool negative = b & 0x8000u;
-    if (up) return negative ? (b == 0x8000u ? (unsigned short)1u : (unsigned short)(b - 1u)) : (unsigned short)(b + 1u);
-    return negative ? (unsigned short)(b + 1u) : (b == 0u ? (unsigned short)0x8001u : (unsigned short)(b - 1u));
-}
-
-// h is saved in the I/O type and the backward recomputes s = (h >= v_th) from it; keep
-// the stored value on the side of the threshold the forward fired on.
-template <typename IO>
-SNETX_HD IO store_h(typename state_of<IO>::type h, typename state_of<IO>::type v_th) {
-    return store<IO>(h);
-}
-template <> SNETX_HD bf16 store_h<bf16>(float h, float v_th) {
-    bf16 r = store<bf16>(h);
-    bool fired = h >= v_th;
-    while ((load(r) >= v_th) != fired) r.bits = step_bits(r.bits, fired);
-    return r;
-}
-template <> SNETX_HD f16 store_h<f16>(float h, float v_th) {
-    f16 r = store<f16>(h);
-    bool fired = h >= v_th;
-    while ((load(r) >= v_th) != fired) r.bits = step_bits(r.bits, fired);
-    return r;
-}
-
 }  // namespace snetx

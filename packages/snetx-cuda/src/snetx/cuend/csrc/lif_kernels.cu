@@ -1,6 +1,8 @@
 // snetx.cuend LIF kernels: one thread per neuron walks time (layout N x T x F, neuron
 // (n, f) at n*T*F + f, step stride F), so each element is read or written once:
-// forward reads x, writes h and s; backward reads h and grad_s, writes grad_x.
+// forward reads x, writes s; backward reads x and grad_s, writes grad_x. The backward
+// recomputes the charges h from x, chunk by chunk in registers, starting each chunk from
+// the membrane the forward kept at its start (ckpt: one state value per SNETX_CHUNK steps).
 // The dynamics come from snetx-core's lif_neuron.cuh (shared with the CPU kernel).
 #include "lif_io.cuh"
 
@@ -17,13 +19,15 @@ namespace snetx {
 #define SNETX_UNROLL
 #endif
 
-// Optional pointers are null when absent, as in snetx-core's host kernel: h (no graph to
-// feed), u0 (start from rest), u_last (final state not wanted), k (one decay for all, else
+// ckpt is N x ceil(T / SNETX_CHUNK) x F state values: u before each chunk's first step.
+// Optional pointers are null when absent, as in snetx-core's host kernel: ckpt (no graph
+// to feed), u0 (start from rest), u_last (final state not wanted), k (one decay for all, else
 // one per feature); in the backward g_ulast (no gradient reaches the final state), g_u0 and
 // g_k (dL/du0 and each neuron's dL/dk, not wanted). State-sized tensors (u0, u_last, k,
 // g_ulast, g_u0, g_k) hold the state type: float, or double for double I/O.
 template <typename IO, bool SOFT>
-__host__ __device__ inline void forward_neuron(const IO* x, IO* h, IO* s,
+__host__ __device__ inline void forward_neuron(const IO* x, typename state_of<IO>::type* ckpt,
+                                               IO* s,
                                                const typename state_of<IO>::type* u0,
                                                typename state_of<IO>::type* u_last,
                                                const typename state_of<IO>::type* k, long long i,
@@ -33,6 +37,7 @@ __host__ __device__ inline void forward_neuron(const IO* x, IO* h, IO* s,
                                                typename state_of<IO>::type v_reset) {
     typedef typename state_of<IO>::type S;
     const long long n = i / F, f = i - n * F, base = n * T * F + f;
+    const long long chunks = (T + SNETX_CHUNK - 1) / SNETX_CHUNK;
     S u = u0 != nullptr ? u0[i] : S(0);
     const S dec = k != nullptr ? k[f] : decay;
     for (long long t0 = 0; t0 < T; t0 += SNETX_CHUNK) {
@@ -40,13 +45,14 @@ __host__ __device__ inline void forward_neuron(const IO* x, IO* h, IO* s,
         SNETX_UNROLL
         for (int c = 0; c < SNETX_CHUNK; ++c)
             xs[c] = t0 + c < T ? load(x[base + (t0 + c) * F]) : S(0);
+        // after the loads, so they are all in flight first
+        if (ckpt != nullptr) ckpt[(n * chunks + t0 / SNETX_CHUNK) * F + f] = u;
         SNETX_UNROLL
         for (int c = 0; c < SNETX_CHUNK; ++c) {
             if (t0 + c < T) {
                 const long long o = base + (t0 + c) * F;
                 S spike;
-                S hv = lif_step<SOFT, S>(u, xs[c], dec, v_th, v_reset, spike);
-                if (h != nullptr) h[o] = store_h<IO>(hv, v_th);  // null: no graph to feed
+                lif_step<SOFT, S>(u, xs[c], dec, v_th, v_reset, spike);
                 s[o] = store<IO>(spike);
             }
         }
@@ -56,7 +62,7 @@ __host__ __device__ inline void forward_neuron(const IO* x, IO* h, IO* s,
 
 template <typename IO, int SG, bool DETACH, bool SOFT>
 __host__ __device__ inline void backward_neuron(
-    const IO* h, const IO* gs, IO* gx, const typename state_of<IO>::type* g_ulast,
+    const IO* x, const typename state_of<IO>::type* ckpt, const IO* gs, IO* gx, const typename state_of<IO>::type* g_ulast,
     const typename state_of<IO>::type* u0, const typename state_of<IO>::type* k,
     typename state_of<IO>::type* g_u0, typename state_of<IO>::type* g_k, long long i, long long T,
     long long F, typename state_of<IO>::type decay, typename state_of<IO>::type v_th,
@@ -66,23 +72,32 @@ __host__ __device__ inline void backward_neuron(
     S g_u = g_ulast != nullptr ? g_ulast[i] : S(0);
     const S dec = k != nullptr ? k[f] : decay;
     S g_h = S(0), gk = S(0);
-    // chunks walk time backwards: step t1 - c for c = 0 .. SNETX_CHUNK-1
-    for (long long t1 = T - 1; t1 >= 0; t1 -= SNETX_CHUNK) {
+    const long long chunks = (T + SNETX_CHUNK - 1) / SNETX_CHUNK;
+    // chunks from the last: recompute the chunk's charges forward from its checkpoint (the
+    // same lif_step as the forward, so the same bits), then walk them backwards
+    for (long long c0 = chunks - 1; c0 >= 0; --c0) {
+        const long long t0 = c0 * SNETX_CHUNK;
         S hs[SNETX_CHUNK], gss[SNETX_CHUNK];
         SNETX_UNROLL
         for (int c = 0; c < SNETX_CHUNK; ++c) {
-            const bool in = t1 - c >= 0;
-            const long long o = base + (t1 - c) * F;
-            hs[c] = in ? load(h[o]) : S(0);
+            const bool in = t0 + c < T;
+            const long long o = base + (t0 + c) * F;
+            hs[c] = in ? load(x[o]) : S(0);
             gss[c] = in ? load(gs[o]) : S(0);
         }
+        S u = ckpt[(n * chunks + c0) * F + f];
         SNETX_UNROLL
         for (int c = 0; c < SNETX_CHUNK; ++c) {
-            if (t1 - c >= 0) {
+            S spike;
+            if (t0 + c < T) hs[c] = lif_step<SOFT, S>(u, hs[c], dec, v_th, v_reset, spike);
+        }
+        SNETX_UNROLL
+        for (int c = SNETX_CHUNK - 1; c >= 0; --c) {
+            if (t0 + c < T) {
                 if (g_k != nullptr) lif_grad_k_step<SOFT, S>(gk, g_h, hs[c], v_th, v_reset);
                 g_h = lif_grad_step<SG, DETACH, SOFT, S>(g_u, hs[c], gss[c], dec, v_th, v_reset,
                                                          alpha);
-                gx[base + (t1 - c) * F] = store<IO>(g_h);
+                gx[base + (t0 + c) * F] = store<IO>(g_h);
             }
         }
     }
@@ -92,7 +107,8 @@ __host__ __device__ inline void backward_neuron(
 
 // 64-bit grid-stride loops over the N*F neurons.
 template <typename IO, bool SOFT>
-__global__ void lif_forward(const IO* __restrict__ x, IO* __restrict__ h, IO* __restrict__ s,
+__global__ void lif_forward(const IO* __restrict__ x,
+                            typename state_of<IO>::type* __restrict__ ckpt, IO* __restrict__ s,
                             const typename state_of<IO>::type* __restrict__ u0,
                             typename state_of<IO>::type* __restrict__ u_last,
                             const typename state_of<IO>::type* __restrict__ k, long long NF,
@@ -101,11 +117,13 @@ __global__ void lif_forward(const IO* __restrict__ x, IO* __restrict__ h, IO* __
                             typename state_of<IO>::type v_reset) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < NF;
          i += (long long)gridDim.x * blockDim.x)
-        forward_neuron<IO, SOFT>(x, h, s, u0, u_last, k, i, T, F, decay, v_th, v_reset);
+        forward_neuron<IO, SOFT>(x, ckpt, s, u0, u_last, k, i, T, F, decay, v_th, v_reset);
 }
 
 template <typename IO, int SG, bool DETACH, bool SOFT>
-__global__ void lif_backward(const IO* __restrict__ h, const IO* __restrict__ gs,
+__global__ void lif_backward(const IO* __restrict__ x,
+                             const typename state_of<IO>::type* __restrict__ ckpt,
+                             const IO* __restrict__ gs,
                              IO* __restrict__ gx,
                              const typename state_of<IO>::type* __restrict__ g_ulast,
                              const typename state_of<IO>::type* __restrict__ u0,
@@ -118,8 +136,8 @@ __global__ void lif_backward(const IO* __restrict__ h, const IO* __restrict__ gs
                              typename state_of<IO>::type alpha) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < NF;
          i += (long long)gridDim.x * blockDim.x)
-        backward_neuron<IO, SG, DETACH, SOFT>(h, gs, gx, g_ulast, u0, k, g_u0, g_k, i, T, F,
-                                              decay, v_th, v_reset, alpha);
+        backward_neuron<IO, SG, DETACH, SOFT>(x, ckpt, gs, gx, g_ulast, u0, k, g_u0, g_k, i, T,
+                                              F, decay, v_th, v_reset, alpha);
 }
 
 }  // namespace snetx
