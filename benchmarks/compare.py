@@ -15,8 +15,9 @@ snnTorch/Norse at >, are counted and reported):
 
 Time-first libraries get a time-first copy made outside the timed region; single-step
 APIs loop over ``x.unbind(0)``. Ratios are against snetx in the same run; the roofline is
-24 bytes per element (x, h, s forward; h, grad_s, grad_x backward) at the bandwidth of a
-large copy measured in the same run.
+20 bytes per float32 element, the least a fwd+bwd can move (x read and s written forward;
+x and grad_s read, grad_x written backward, the charges recomputed from x), at the
+bandwidth of a large copy measured in the same run.
 """
 
 import argparse
@@ -163,7 +164,7 @@ def lif_rows(libs, repeats, shapes, bandwidth):
         torch.manual_seed(0)
         x, g = torch.rand(shape) * 1.5, torch.randn(shape)
         n = x.numel()
-        roofline = 24 * n / bandwidth
+        roofline = 20 * n / bandwidth  # bytes per element: see the module doc
         xt, gt = x.transpose(0, 1).contiguous(), g.transpose(0, 1).contiguous()
         base_fn, _ = snetx_lif()
         times = {}

@@ -4,9 +4,10 @@
 
 Forward, backward and fwd+bwd medians (CUDA events) at 2^20..2^27 elements, T in
 {4, 8, 16}, float32 and bfloat16. Achieved GB/s counts the minimal traffic of each pass
-(forward: read x, write h and s; backward: read h and grad_s, write grad_x; 3 elements
-each; a forward under torch.no_grad, which snetx.cuend runs without writing h: 2) and is
-compared with a device-to-device copy's bandwidth measured in the same run.
+(forward: read x, write s, 2 elements; backward: read x and grad_s, write grad_x, 3
+elements, the charges recomputed from x; snetx.cuend's checkpoints, one state value per 8
+steps, are not counted; a forward under torch.no_grad: 2) and is compared with a
+device-to-device copy's bandwidth measured in the same run.
 The last section checks snetx-cuda's targets: >= 85% of copy bandwidth per pass at
 >= 2^25 elements, >= 10x the torch path (fwd+bwd) at T=16, faster than SpikingJelly.
 SpikingJelly is compared when installed (its dynamics matched as in compare.py); it picks
@@ -187,7 +188,7 @@ def main(argv=None):
                         continue
                     r = dict(
                         path=name, dtype=dname, log2=log2, T=T, fwd=fwd, bwd=bwd, both=both,
-                        fwd_gbs=3 * n * esize / fwd / 1e9, bwd_gbs=3 * n * esize / bwd / 1e9,
+                        fwd_gbs=2 * n * esize / fwd / 1e9, bwd_gbs=3 * n * esize / bwd / 1e9,
                     )  # fmt: skip
                     results.append(r)
                     base = base or both

@@ -10,6 +10,7 @@ from . import checkpoint, config
 from .cli import UsageError
 from .distributed import Run
 from .lock import FolderBusy, FolderLock
+from .memory import tune_allocator
 from .stop import StopRequest
 from .trainer import Trainer
 
@@ -31,6 +32,7 @@ def check_resume(args, ckpt, world):
 
 
 def train(args) -> int:
+    tune_allocator()  # this process is ours: keep large CPU tensors in the heap
     run = Run(args.device, args.ddp_timeout)
     lock = FolderLock(args.out)
     try:
