@@ -6,6 +6,8 @@ model, optimiser from the configuration), :mod:`.trainer` (the loop),
 (Ctrl-C), :mod:`.report` (summary and plots).
 """
 
+import gc
+
 from . import checkpoint, config
 from .cli import UsageError
 from .distributed import Run
@@ -51,12 +53,24 @@ def train(args) -> int:
             ckpt = checkpoint.load(args.out)
             check_resume(args, ckpt, run.world)
         with StopRequest() as stop:
-            trainer = Trainer(args, run, stop)
-            if ckpt is not None:
-                trainer.restore(ckpt)
-            trainer.write_config()
-            with run.watch():
-                return trainer.fit()
+            return _fit(args, run, stop, ckpt)
     finally:
         lock.release()
         run.close()
+
+
+def _fit(args, run, stop, ckpt) -> int:
+    """Build, restore and run the Trainer. Its own frame: when this returns, the model and
+    its DDP wrapper (with gloo work objects) are gone before the process group is
+    destroyed; torn down the other way round at exit, gloo aborts the process (seen as
+    "terminate called without an active exception" about one run in ten)."""
+    trainer = Trainer(args, run, stop)
+    try:
+        if ckpt is not None:
+            trainer.restore(ckpt)
+        trainer.write_config()
+        with run.watch():
+            return trainer.fit()
+    finally:
+        del trainer
+        gc.collect()  # reference cycles could keep the DDP wrapper alive past this call
