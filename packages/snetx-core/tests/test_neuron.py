@@ -341,3 +341,32 @@ def test_long_sequences_recompute_the_charges_in_narrow_blocks(dtype, v_reset, T
     assert torch.equal(y, y_ref)
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(gx, gx_ref, **tol)
+
+
+@pytest.mark.parametrize("features", [262144, 262147])  # rows 32-byte aligned, and not
+def test_large_outputs_written_with_streaming_stores_match_the_eager_path(features):
+    # outputs of >= 32 MiB take the host kernel's streaming-store path (the others stay
+    # cached): the same spikes and gradients as the eager torch ops, which share no code
+    from snetx.snn import _host_kernel
+
+    shape = (2, 16, features)  # 8.4M float32 elements: 32 MiB per tensor
+    x, g = _inputs(shape, dtype=torch.float32, seed=features)
+    results = {}
+    previous = _host_kernel._state["mode"]
+    try:
+        for mode in ("host", "eager"):
+            if mode == "host":
+                try:
+                    _host_kernel.load()
+                except _host_kernel.KernelUnavailable as e:
+                    pytest.skip(f"no host kernel: {e}")
+            _host_kernel.set_mode(mode)
+            results[mode] = _grads(lambda x: lif(x, v_reset=0.1), x, g)
+            with torch.no_grad():
+                results[mode + " no graph"] = lif(x, v_reset=0.1)
+    finally:
+        _host_kernel._state["mode"] = previous
+    (y_h, gx_h), (y_e, gx_e) = results["host"], results["eager"]
+    assert torch.equal(y_h, y_e) and torch.equal(results["host no graph"], y_e)
+    assert 0 < y_h.mean() < 1
+    torch.testing.assert_close(gx_h, gx_e, rtol=1e-5, atol=1e-6)

@@ -1,10 +1,15 @@
 // Host build of lif_neuron.cuh for snetx.snn (float32/float64, contiguous N x T x F).
 // Each thread owns a block of neurons and walks time inside it, so every element of x and
 // s (forward) and of x, g_s and g_x (backward) is touched exactly once: 8 bytes per
-// float32 element forward, 12 backward. The backward recomputes the charges h from x into
+// float32 element forward, 12 backward (large outputs with streaming stores, so no
+// read-for-ownership adds to that). The backward recomputes the charges h from x into
 // a block-sized buffer that stays in cache instead of reading a stored h.
 #include <cstdint>
+#include <cstring>
 #include <vector>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -29,6 +34,46 @@ void advise_huge_pages(void* p, int64_t bytes) {
 #else
     (void)p;
     (void)bytes;
+#endif
+}
+
+// Outputs of at least this many bytes are written with streaming stores: they do not fit
+// in the caches anyway, and a plain store first reads the line it writes
+// (read-for-ownership), a third more traffic than the data. Smaller outputs stay cached for
+// the next layer, which reads them right away.
+constexpr int64_t kStreamBytes = int64_t(32) << 20;
+
+// Copies len values to dst, with non-temporal stores where `stream` and possible.
+template <typename S>
+inline void stream_out(S* dst, const S* src, int64_t len, bool stream) {
+    if (!stream) {
+        for (int64_t i = 0; i < len; ++i) dst[i] = src[i];
+        return;
+    }
+#if defined(__AVX__)
+    const int64_t per = 32 / int64_t(sizeof(S));
+    int64_t i = 0;
+    while (i < len && (reinterpret_cast<uintptr_t>(dst + i) & 31)) {
+        dst[i] = src[i];
+        ++i;
+    }
+    for (; i + per <= len; i += per) {
+        if (sizeof(S) == 4)
+            _mm256_stream_ps(reinterpret_cast<float*>(dst + i),
+                             _mm256_loadu_ps(reinterpret_cast<const float*>(src + i)));
+        else
+            _mm256_stream_pd(reinterpret_cast<double*>(dst + i),
+                             _mm256_loadu_pd(reinterpret_cast<const double*>(src + i)));
+    }
+    for (; i < len; ++i) dst[i] = src[i];
+#else
+    std::memcpy(dst, src, size_t(len) * sizeof(S));
+#endif
+}
+
+inline void stream_fence() {
+#if defined(__AVX__)
+    _mm_sfence();  // streamed stores are visible before the caller reads the output
 #endif
 }
 
@@ -67,24 +112,26 @@ template <typename S, bool SOFT, bool STORE_H>
 void forward(const Forward<S> a) {
     if (STORE_H) advise_huge_pages(a.h, a.N * a.T * a.F * int64_t(sizeof(S)));
     advise_huge_pages(a.s, a.N * a.T * a.F * int64_t(sizeof(S)));
+    const bool stream = a.N * a.T * a.F * int64_t(sizeof(S)) >= kStreamBytes;
     for_each_block(a.N, a.F, a.threads, [=](int64_t n, int64_t f0, int64_t len) {
         S u[kBlock], decay[kBlock];
         for (int64_t i = 0; i < len; ++i) {
             u[i] = a.u0 ? a.u0[n * a.F + f0 + i] : S(0);
             decay[i] = a.k ? a.k[f0 + i] : a.decay;
         }
+        S spikes[kBlock];
         for (int64_t t = 0; t < a.T; ++t) {
             const int64_t o = (n * a.T + t) * a.F + f0;
             for (int64_t i = 0; i < len; ++i) {
-                S spike;
                 const S hv = snetx::lif_step<SOFT, S>(u[i], a.x[o + i], decay[i], a.v_th,
-                                                      a.v_reset, spike);
+                                                      a.v_reset, spikes[i]);
                 if (STORE_H) a.h[o + i] = hv;
-                a.s[o + i] = spike;
             }
+            stream_out(a.s + o, spikes, len, stream);
         }
         if (a.u_last)
             for (int64_t i = 0; i < len; ++i) a.u_last[n * a.F + f0 + i] = u[i];
+        stream_fence();
     });
 }
 
@@ -120,6 +167,7 @@ int64_t backward_block(int64_t T) {
 template <int SG, bool DETACH, bool SOFT, typename S>
 void backward(const Backward<S> a) {
     advise_huge_pages(a.gx, a.N * a.T * a.F * int64_t(sizeof(S)));
+    const bool stream = a.N * a.T * a.F * int64_t(sizeof(S)) >= kStreamBytes;
     for_each_block(a.N, a.F, a.threads, [=](int64_t n, int64_t f0, int64_t len) {
         thread_local std::vector<S> charges;  // h[t][i] of this block, recomputed from x
         if (charges.size() < size_t(a.T * len)) charges.resize(size_t(a.T * len));
@@ -150,14 +198,15 @@ void backward(const Backward<S> a) {
                 g_h[i] = snetx::lif_grad_step<SG, DETACH, SOFT, S>(g_u[i], hv, a.gs[o + i],
                                                                     decay[i], a.v_th, a.v_reset,
                                                                     a.alpha);
-                a.gx[o + i] = g_h[i];
             }
+            stream_out(a.gx + o, g_h, len, stream);
         }
         for (int64_t i = 0; i < len; ++i) {
             const int64_t j = n * a.F + f0 + i;
             if (a.g_u0) a.g_u0[j] = g_u[i];  // g_h[0] * decay
             if (a.g_k) a.g_k[j] = g_k[i] + g_h[i] * (a.u0 ? a.u0[j] : S(0));
         }
+        stream_fence();
     }, backward_block<S>(a.T));
 }
 
