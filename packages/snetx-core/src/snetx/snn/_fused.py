@@ -216,21 +216,21 @@ def _small(t, dtype):
     return None if t is None else t.detach().to(dtype).contiguous()
 
 
-def _forward_host(x3, rule, u0, kf, store_h=True):
-    x3 = x3.contiguous()
+def _forward_host(x3, rule, u0, kf):
+    """(spikes, u_last) of the contiguous x3; the kernel writes no h (its backward
+    recomputes it from x)."""
     n, T, f = x3.shape
-    h_all = torch.empty_like(x3) if store_h else None
     spikes = torch.empty_like(x3)
     u_last = torch.empty((n, f), dtype=x3.dtype)
     u0c, kfc = _small(u0, x3.dtype), _small(kf, x3.dtype)
     fn = getattr(_host_kernel.load(), "snetx_lif_forward_" + _suffix(x3.dtype))
     fn(
-        *(_ptr(x3), _ptr(h_all), _ptr(spikes), _ptr(u0c), _ptr(u_last), _ptr(kfc)),
+        *(_ptr(x3), _ptr(spikes), _ptr(u0c), _ptr(u_last), _ptr(kfc)),
         *(n, T, f, rule.decay, rule.v_th, 0.0 if rule.soft else rule.v_reset),
         int(rule.soft),
         torch.get_num_threads(),
     )
-    return h_all, spikes, u_last
+    return spikes, u_last
 
 
 def _backward_host(x3, gs3, g_ulast, u0, kf, rule):
@@ -263,9 +263,12 @@ def _flat(x):
 
 
 def _forward_untraced(x3, rule, u0, kf, store_h=True):
-    """(h or None, spikes, u_last, whether the host kernel ran)."""
+    """(saved, spikes, u_last, whether the host kernel ran). ``saved`` is the one tensor of
+    the input's size the backward needs: on the host kernel the (contiguous) input itself,
+    whose backward recomputes h from it; on the eager path h (None without store_h)."""
     if _use_host_kernel(x3, rule.sg):
-        return (*_forward_host(x3, rule, u0, kf, store_h), True)
+        x3 = x3.contiguous()
+        return (x3, *_forward_host(x3, rule, u0, kf), True)
     return (*_forward_eager(x3, rule, u0, kf, _state_dtype(x3.dtype), store_h), False)
 
 
@@ -281,12 +284,9 @@ class FusedLIF(torch.autograd.Function):
             h_all, spikes, u_last = _forward_traced(x3, rule, u0, kf)
             ctx.host = False
         else:
-            ctx.host = _use_host_kernel(x3, rule.sg)
-            x3 = x3.contiguous() if ctx.host else x3
-            h_all, spikes, u_last, _ = _forward_untraced(x3, rule, u0, kf, store_h=not ctx.host)
-        # one tensor of the input's size: x for the host kernel (its backward recomputes h;
-        # autograd keeps the input alive anyway when it is contiguous), else h
-        ctx.save_for_backward(x3 if ctx.host else h_all, u0, kf)
+            # x itself on the host kernel (autograd keeps the input alive anyway), else h
+            h_all, spikes, u_last, ctx.host = _forward_untraced(x3, rule, u0, kf)
+        ctx.save_for_backward(h_all, u0, kf)  # the one tensor of the input's size
         ctx.rule, ctx.shape = rule, x.shape
         return spikes.view(x.shape), u_last
 
@@ -319,7 +319,6 @@ def records_graph(x, *tensors):
 
 def forward_no_graph(x, rule, u0=None, kf=None):
     """(spikes, u_last) when no graph is recorded (evaluation, ``torch.no_grad``): nothing
-    is saved, so h is not kept (the host kernel does not write it; the eager path reuses
-    one step's buffer)."""
+    is saved, so h is not kept (the eager path reuses one step's buffer)."""
     _, spikes, u_last, _ = _forward_untraced(_flat(x), rule, u0, kf, store_h=False)
     return spikes.view(x.shape), u_last

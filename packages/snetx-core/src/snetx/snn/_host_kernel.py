@@ -301,11 +301,11 @@ def _declare(lib) -> None:
     i64, c_int, p = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
     for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
         fwd = getattr(lib, f"snetx_lif_forward_{suffix}")
-        # x, h, s, u0, u_last, k; N, T, F; decay, v_th, v_reset; soft, threads
-        fwd.argtypes = [p] * 6 + [i64] * 3 + [real] * 3 + [c_int, c_int]
+        # x, s, u0, u_last, k; N, T, F; decay, v_th, v_reset; soft, threads
+        fwd.argtypes = [p] * 5 + [i64] * 3 + [real] * 3 + [c_int, c_int]
         fwd.restype = None
         bwd = getattr(lib, f"snetx_lif_backward_{suffix}")
-        # h, gs, gx, g_ulast, u0, k, g_u0, g_k; N, T, F; decay, v_th, v_reset, alpha;
+        # x, gs, gx, g_ulast, u0, k, g_u0, g_k; N, T, F; decay, v_th, v_reset, alpha;
         # sg, detach, soft, threads
         bwd.argtypes = [p] * 8 + [i64] * 3 + [real] * 4 + [c_int] * 4
         bwd.restype = c_int

@@ -93,12 +93,12 @@ void for_each_block(int64_t N, int64_t F, int threads, const Body& body,
     }
 }
 
-// Optional tensors are null when absent: h (no graph to feed), u0 (start from rest),
-// u_last (final state not wanted), k (one decay for all; else one per feature, length F).
+// Optional tensors are null when absent: u0 (start from rest), u_last (final state not
+// wanted), k (one decay for all; else one per feature, length F). No h: the backward
+// recomputes it from x.
 template <typename S>
 struct Forward {
     const S* x;
-    S* h;
     S* s;
     const S* u0;
     S* u_last;
@@ -108,9 +108,8 @@ struct Forward {
     int threads;
 };
 
-template <typename S, bool SOFT, bool STORE_H>
+template <typename S, bool SOFT>
 void forward(const Forward<S> a) {
-    if (STORE_H) advise_huge_pages(a.h, a.N * a.T * a.F * int64_t(sizeof(S)));
     advise_huge_pages(a.s, a.N * a.T * a.F * int64_t(sizeof(S)));
     const bool stream = a.N * a.T * a.F * int64_t(sizeof(S)) >= kStreamBytes;
     for_each_block(a.N, a.F, a.threads, [=](int64_t n, int64_t f0, int64_t len) {
@@ -122,11 +121,8 @@ void forward(const Forward<S> a) {
         S spikes[kBlock];
         for (int64_t t = 0; t < a.T; ++t) {
             const int64_t o = (n * a.T + t) * a.F + f0;
-            for (int64_t i = 0; i < len; ++i) {
-                const S hv = snetx::lif_step<SOFT, S>(u[i], a.x[o + i], decay[i], a.v_th,
-                                                      a.v_reset, spikes[i]);
-                if (STORE_H) a.h[o + i] = hv;
-            }
+            for (int64_t i = 0; i < len; ++i)
+                snetx::lif_step<SOFT, S>(u[i], a.x[o + i], decay[i], a.v_th, a.v_reset, spikes[i]);
             stream_out(a.s + o, spikes, len, stream);
         }
         if (a.u_last)
@@ -212,10 +208,7 @@ void backward(const Backward<S> a) {
 
 template <typename S>
 void forward_dispatch(const Forward<S>& a, int soft) {
-    if (a.h)
-        soft ? forward<S, true, true>(a) : forward<S, false, true>(a);
-    else
-        soft ? forward<S, true, false>(a) : forward<S, false, false>(a);
+    soft ? forward<S, true>(a) : forward<S, false>(a);
 }
 
 template <int SG, typename S>
@@ -241,10 +234,9 @@ int backward_dispatch(const Backward<S>& a, int sg, int detach, int soft) {
 // The C interface (ctypes): one forward and one backward per state type.
 #define SNETX_API(S, SUFFIX)                                                                      \
     extern "C" void snetx_lif_forward_##SUFFIX(                                                   \
-        const S* x, S* h, S* s, const S* u0, S* u_last, const S* k, int64_t N, int64_t T,         \
-        int64_t F, S decay, S v_th, S v_reset, int soft, int threads) {                           \
-        forward_dispatch<S>({x, h, s, u0, u_last, k, N, T, F, decay, v_th, v_reset, threads},    \
-                            soft);                                                                \
+        const S* x, S* s, const S* u0, S* u_last, const S* k, int64_t N, int64_t T, int64_t F,    \
+        S decay, S v_th, S v_reset, int soft, int threads) {                                      \
+        forward_dispatch<S>({x, s, u0, u_last, k, N, T, F, decay, v_th, v_reset, threads}, soft); \
     }                                                                                             \
     extern "C" int snetx_lif_backward_##SUFFIX(                                                   \
         const S* x, const S* gs, S* gx, const S* g_ulast, const S* u0, const S* k, S* g_u0,      \
