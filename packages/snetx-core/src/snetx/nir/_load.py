@@ -160,24 +160,18 @@ class NIRModule(nn.Module):
 
 def _fold_scale(nodes, sources, consumers, name, scale, shift):
     """Put a neuron's input factor into the weights that feed it alone; True if done."""
-    feeders = sources[name]
-    ok = all(
-        isinstance(nodes.get(f), (nn.Linear, Tosnn))
-        and consumers[f] == [name]
-        and (isinstance(nodes[f], nn.Linear) or isinstance(nodes[f].module, nn.Conv2d))
-        for f in feeders
-    )
-    if not ok or np.any(shift != 0):
-        return False
-    for f in feeders:
-        layer = nodes[f] if isinstance(nodes[f], nn.Linear) else nodes[f].module
-        sc = torch.as_tensor(scale, dtype=torch.float64)
-        if sc.numel() > 1 and sc.numel() != layer.weight.shape[0]:
+    layers = []
+    for f in sources[name]:
+        m = nodes.get(f)
+        layer = m.module if isinstance(m, Tosnn) else m
+        if not isinstance(layer, (nn.Linear, nn.Conv2d)) or consumers[f] != [name]:
             return False
-    for f in feeders:
-        layer = nodes[f] if isinstance(nodes[f], nn.Linear) else nodes[f].module
-        sc = torch.as_tensor(scale, dtype=torch.float64).reshape(-1)
-        with torch.no_grad():
+        layers.append(layer)
+    sc = torch.as_tensor(scale, dtype=torch.float64).reshape(-1)
+    if np.any(shift != 0) or any(sc.numel() not in (1, m.weight.shape[0]) for m in layers):
+        return False
+    with torch.no_grad():
+        for layer in layers:
             view = (-1,) + (1,) * (layer.weight.dim() - 1)
             layer.weight.copy_((layer.weight.double() * sc.reshape(view)).float())
             if layer.bias is not None:

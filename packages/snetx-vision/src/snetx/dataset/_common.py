@@ -115,10 +115,11 @@ class Cutout:
         return f"Cutout(length={self.length})"
 
 
-def default_transforms(name):
+def default_transforms(name, autoaugment=False):
     """(train, test) transforms: MNIST-like get a light random affine, CIFAR random crop
-    with padding 4, horizontal flip and Cutout; all are normalized with the dataset's
-    mean and std. ``digits`` images are tensors already (normalize only)."""
+    with padding 4, horizontal flip and Cutout (with ``autoaugment``, AutoAugment's CIFAR10
+    policy after the flip: the TET paper's pipeline); all are normalized with the
+    dataset's mean and std. ``digits`` images are tensors already (normalize only)."""
     from torchvision import transforms as T
 
     spec = _SPECS[name]
@@ -128,10 +129,12 @@ def default_transforms(name):
     if spec.augmentation == "affine":
         train = T.Compose([T.RandomAffine(degrees=10, translate=(0.1, 0.1)), T.ToTensor(), norm])
         return train, T.Compose([T.ToTensor(), norm])
+    policy = [T.AutoAugment(T.AutoAugmentPolicy.CIFAR10)] if autoaugment else []
     train = T.Compose(
         [
             T.RandomCrop(spec.size, padding=4),
             T.RandomHorizontalFlip(),
+            *policy,
             T.ToTensor(),
             norm,
             Cutout(16),

@@ -76,22 +76,7 @@ def transforms(dataset, augment):
         return None
     if spec.kind != "image":
         return [FlipRoll(5) if augment == "flip-roll" else None, None]
-    from torchvision import transforms as T
+    from ._common import default_transforms
 
-    from ._common import Cutout
-
-    norm = T.Normalize(spec.mean, spec.std)
-    test = norm if dataset == "digits" else T.Compose([T.ToTensor(), norm])
-    if augment == "none":
-        return [test, test]
-    train = T.Compose(
-        [
-            T.RandomCrop(spec.size, padding=4),
-            T.RandomHorizontalFlip(),
-            T.AutoAugment(T.AutoAugmentPolicy.CIFAR10),
-            T.ToTensor(),
-            norm,
-            Cutout(16),
-        ]
-    )
-    return [train, test]
+    train, test = default_transforms(dataset, autoaugment=augment == "autoaugment")
+    return [test, test] if augment == "none" else [train, test]
