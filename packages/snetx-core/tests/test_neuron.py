@@ -146,11 +146,13 @@ def test_forward_without_graph_matches_reference(monkeypatch, dtype, tau, v_rese
 RULE = Rule(0.5, 1.0, 0.0, surrogate.arc_tan, 4.0, False)  # tau = 2
 
 
-def test_saves_only_h_for_backward():
+def test_saves_only_the_input_for_backward(cpu_kernel):
+    """Every untraced path keeps x itself (the same storage, nothing new of its size) and
+    recomputes the charges in the backward."""
     x = torch.rand(2, 5, 7, requires_grad=True)
     y, _ = FusedLIF.apply(x, None, None, RULE)
     saved = [t for t in y.grad_fn.saved_tensors if t is not None]
-    assert len(saved) == 1 and saved[0].shape == x.shape
+    assert len(saved) == 1 and saved[0].untyped_storage().data_ptr() == x.data_ptr()
 
 
 def test_alpha_callable_read_once_per_forward():

@@ -8,10 +8,11 @@ optional tensors: ``u0`` (the state to start from, ``N x F``; None is rest) and 
 returns the spikes and the final state ``u_last``.
 
 The forward builds no autograd graph and saves one tensor of the input's size plus the
-small ``u0`` and ``kf``: on the host kernel the input ``x`` itself (its backward recomputes
-the charges ``h`` from ``x`` in cache: 8 bytes per float32 element forward, 12 backward,
-no ``h`` written), on the other paths the charged potential ``h``; evaluation (no graph to
-record) does not keep ``h`` at all. The backward also gives the gradients of
+small ``u0`` and ``kf``: the input ``x`` itself. The backward recomputes the charges ``h``
+from it: in cache on the host kernel (8 bytes per float32 element forward, 12 backward,
+no ``h`` written), with one more eager forward on the eager path. Under ``torch.compile``
+the traced forward keeps ``h``. Evaluation (no graph to record) keeps nothing. The
+backward is not differentiable: a double backward raises :data:`DOUBLE_BACKWARD`. The backward also gives the gradients of
 ``u0`` and of ``kf`` (each neuron's share summed over the batch by torch, so the result
 has the same bits run to run).
 """
@@ -24,7 +25,40 @@ import torch
 from . import _host_kernel
 from . import surrogate as _sg
 
-__all__ = ["Rule", "FusedLIF", "forward_no_graph", "records_graph"]
+__all__ = ["Rule", "FusedLIF", "forward_no_graph", "records_graph", "no_double_backward"]
+
+#: What a second differentiation through a fused neuron says (gradient penalties,
+#: ``autograd.grad(..., create_graph=True)`` then ``.backward()``).
+DOUBLE_BACKWARD = (
+    "snetx: the fused LIF's backward is not differentiable (double backward, e.g. a "
+    "gradient penalty through a neuron); use snetx.snn.functional.lif_loop, the plain "
+    "autograd loop of the same equations, for second-order gradients"
+)
+
+
+def no_double_backward(grads, *links):
+    """``grads`` (a tuple of tensors or None) as returned by a fused backward: unchanged
+    when no graph is being built, else aliases whose own backward raises
+    :data:`DOUBLE_BACKWARD`. ``links`` are the backward's inputs (the forward's input,
+    state and decay, the incoming gradients): the error node hangs below them, so any
+    second differentiation that would pass through the neuron -- towards a parameter
+    before it, after it, or the input -- fails loudly instead of silently missing the
+    neuron's second-order terms."""
+    if not torch.is_grad_enabled():
+        return grads
+    present = [i for i, g in enumerate(grads) if isinstance(g, torch.Tensor)]
+    linked = [t for t in links if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not present:
+        return grads
+    inputs = [grads[i].detach().requires_grad_() for i in present] + linked
+    err = torch._C._functions.DelayedError(DOUBLE_BACKWARD.encode(), len(inputs))
+    aliases = err(*inputs)
+    if not isinstance(aliases, tuple):
+        aliases = (aliases,)
+    out = list(grads)
+    for i, a in zip(present, aliases):
+        out[i] = a
+    return tuple(out)
 
 
 class Rule(NamedTuple):
@@ -283,31 +317,40 @@ class FusedLIF(torch.autograd.Function):
         if torch.compiler.is_compiling():
             h_all, spikes, u_last = _forward_traced(x3, rule, u0, kf)
             ctx.host = False
+            ctx.save_for_backward(h_all, u0, kf)  # the one tensor of the input's size
         else:
-            # x itself on the host kernel (autograd keeps the input alive anyway), else h
-            h_all, spikes, u_last, ctx.host = _forward_untraced(x3, rule, u0, kf)
-        ctx.save_for_backward(h_all, u0, kf)  # the one tensor of the input's size
+            # every untraced path keeps the input x itself, not h: the backward recomputes
+            # the charges from it (in cache on the host kernel; with one eager forward
+            # otherwise), and a double backward can name what it passes through
+            spikes, u_last, ctx.host = _forward_untraced(x3, rule, u0, kf, store_h=False)[1:]
+            ctx.save_for_backward(x, u0, kf)
         ctx.rule, ctx.shape = rule, x.shape
         return spikes.view(x.shape), u_last
 
     @staticmethod
     def backward(ctx, grad_s, grad_ulast):
-        h_all, u0, kf = ctx.saved_tensors  # x3 itself on the host-kernel path
+        saved, u0, kf = ctx.saved_tensors  # h when traced, else the input x
         rule = ctx.rule
         if grad_s is None:
-            grad_s = torch.zeros(ctx.shape, dtype=h_all.dtype, device=h_all.device)
+            grad_s = torch.zeros(ctx.shape, dtype=saved.dtype, device=saved.device)
         gs3 = _flat(grad_s)
-        if torch.compiler.is_compiling():
-            gx, g_u0, g_k = _backward_traced(h_all, gs3, grad_ulast, u0, kf, rule)
-        elif ctx.host:
-            gx, g_u0, g_k = _backward_host(h_all, gs3, grad_ulast, u0, kf, rule)
-        else:
-            gx, g_u0, g_k = _backward_eager(h_all, gs3, grad_ulast, u0, kf, rule)
+        with torch.no_grad():
+            if torch.compiler.is_compiling():
+                gx, g_u0, g_k = _backward_traced(saved, gs3, grad_ulast, u0, kf, rule)
+            elif ctx.host:
+                x3 = _flat(saved).contiguous()
+                gx, g_u0, g_k = _backward_host(x3, gs3, grad_ulast, u0, kf, rule)
+            else:
+                x3 = _flat(saved)
+                h_all = _forward_eager(x3, rule, u0, kf, _state_dtype(x3.dtype))[0]
+                gx, g_u0, g_k = _backward_eager(h_all, gs3, grad_ulast, u0, kf, rule)
         grad_kf = None
         if kf is not None and ctx.needs_input_grad[2]:
             grad_kf = g_k.sum(0).to(kf.dtype)  # torch's reduction: the same bits every run
         grad_u0 = g_u0.to(u0.dtype) if u0 is not None and ctx.needs_input_grad[1] else None
-        return gx.view(ctx.shape).to(grad_s.dtype), grad_u0, grad_kf, None
+        grads = (gx.view(ctx.shape).to(grad_s.dtype), grad_u0, grad_kf)
+        links = () if torch.compiler.is_compiling() else (saved, grad_s, grad_ulast, u0, kf)
+        return (*no_double_backward(grads, *links), None)
 
 
 def records_graph(x, *tensors):

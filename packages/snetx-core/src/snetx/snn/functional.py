@@ -83,7 +83,18 @@ def _check_state(u0, x):
         raise ValueError(
             f"u0 has shape {tuple(u0.shape)}, but the input's N x ... is {step_shape(x)}"
         )
+    _check_like(u0, x, "u0")
     return u0
+
+
+def _check_like(t, x, name):
+    """A state or parameter tensor must live where the input does and be real floating
+    point: a kernel would otherwise read a pointer of another device, or the call would
+    silently ignore it."""
+    if t.device != x.device:
+        raise ValueError(f"{name} is on {t.device}, but the input is on {x.device}")
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
 
 
 class Call(NamedTuple):
@@ -105,6 +116,8 @@ def prepare_call(x, u0=None, k=None):
         state = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         rest = torch.zeros(step_shape(x), dtype=state, device=x.device)
         return Call(None, None, (x.mul(0), u0 if u0 is not None else rest))
+    if k is not None:
+        _check_like(k, x, "the learnable decay (PLIF's k)")
     kf = None if k is None else feature_decay(k, x)
     return Call(None if u0 is None else u0.reshape(x.shape[0], -1), kf, None)
 

@@ -8,6 +8,8 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from snetx.snn._fused import no_double_backward
+
 from . import _compile
 
 THREADS = 256
@@ -202,12 +204,13 @@ def _backward(ctx, grad_s, grad_ckpt, grad_ulast):
     if grad_s is None:
         grad_s = torch.zeros_like(x)
     gx, g_u0, g_kf = lif_backward(x, ckpt, grad_s, grad_ulast, u0, kf, *ctx.params, want_u0, want_k)
-    return (
+    grads = (
         gx,
         g_u0.to(ctx.dtypes[0]) if want_u0 else None,
         g_kf.to(ctx.dtypes[1]) if want_k else None,
-        *([None] * len(ctx.params)),
     )
+    # a second differentiation raises instead of missing the neuron's terms silently
+    return (*no_double_backward(grads), *([None] * len(ctx.params)))
 
 
 torch.library.register_autograd("snetx_cuend::lif", _backward, setup_context=_setup_context)
