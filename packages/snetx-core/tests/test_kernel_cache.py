@@ -188,3 +188,54 @@ def test_surrogate_ids_match_the_kernel_enum():
     enum = re.search(r"enum SurrogateId \{([^}]*)\}", header).group(1)
     ids = {k.strip().lower(): int(v) for k, v in (e.split("=") for e in enum.split(","))}
     assert ids == dict(surrogate.SURROGATE_IDS)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to chown")
+def test_foreign_library_in_a_private_cache_is_rebuilt_once(built):
+    lib = library(built)
+    data = lib.read_bytes()
+    os.chown(lib, 12345, 12345)  # planted by someone else, same bytes
+    proc, warnings, result = probe(built)
+    assert result == "RESULT True True" and warnings == [], proc.stderr
+    rebuilt = library(built)
+    assert rebuilt.stat().st_uid == os.getuid() and rebuilt.read_bytes() == data
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"  # a zombie has stopped running
+    except FileNotFoundError:
+        return False
+
+
+def test_kill_9_during_a_build_stops_the_compiler_and_the_next_build_cleans_up(tmp_path):
+    pidfile = tmp_path / "compiler.pid"
+    cxx = tmp_path / "cxx"
+    # the long-running part is a child of the driver, as cc1plus is of g++
+    cxx.write_text(
+        '#!/bin/sh\ncase "$1" in --version) echo fake;; '
+        f'*) sleep 300 & echo $! > {pidfile}; wait;; esac\n'
+    )
+    cxx.chmod(0o755)
+    cache = tmp_path / "cache"
+    env = dict(os.environ, SNETX_CACHE_DIR=str(cache), CXX=str(cxx), SNETX_BUILD_TIMEOUT="600")
+    env.pop("SNETX_CPU_KERNEL", None)
+    proc = subprocess.Popen([sys.executable, "-c", PROBE, "host"], env=env)
+    deadline = time.monotonic() + 120
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    compiler = int(pidfile.read_text())
+    assert list(cache.glob("cpu/*/.tmp-*.so"))  # the build's temporary output
+    proc.kill()
+    proc.wait()
+    while _alive(compiler) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(compiler), "the compiler outlived a kill -9 of the process building"
+    # the same cache folder, a real compiler: the temporary file is gone after the build
+    folder = next(cache.glob("cpu/*"))
+    from snetx.snn import _host_kernel
+
+    _host_kernel._build(folder)
+    assert not list(folder.glob(".tmp-*")) and list(folder.glob("libsnetx_lif-*.so"))

@@ -32,6 +32,12 @@ def test_double_backward_through_a_fused_neuron_raises(name, cpu_kernel):
     (g,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="fused LIF's backward is not differentiable"):
         g.pow(2).sum().backward()
+    # a penalty differentiated towards one parameter only, before or after the neuron
+    for param in (net[0].weight, net[2].weight):
+        functional.reset_net(net)
+        (g,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+        with pytest.raises(RuntimeError, match="not differentiable"):
+            torch.autograd.grad(g.pow(2).sum(), param, allow_unused=True)
     # order 2: backward(create_graph=True), then autograd.grad of the stored gradient
     functional.reset_net(net)
     x2 = _x()

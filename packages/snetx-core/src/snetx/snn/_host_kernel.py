@@ -25,6 +25,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -99,13 +100,13 @@ def library_dir() -> Path:
     """The cache folder of the library for these sources, compiler, flags and CPU."""
     cxx = _compiler()
     try:
-        version = subprocess.run(
-            [cxx, "--version"], capture_output=True, text=True, timeout=min(60, build_timeout())
-        ).stdout
+        code, version, err = _run_with_timeout([cxx, "--version"], min(60, build_timeout()))
     except subprocess.TimeoutExpired:
         raise KernelUnavailable(f"the C++ compiler {cxx!r} did not answer --version") from None
     except OSError as e:
         raise KernelUnavailable(f"cannot run the C++ compiler {cxx!r}: {e}") from e
+    if code == 127:
+        raise KernelUnavailable(f"cannot run the C++ compiler {cxx!r}: {err.strip()}")
     h = hashlib.sha256()
     for name in SOURCES:
         h.update((CSRC / name).read_bytes())
@@ -162,19 +163,31 @@ def _library_file(folder: Path, digest: str) -> Path:
     return folder / f"libsnetx_lif-{digest[:16]}.so"
 
 
+def _trusted_file(path: Path) -> bool:
+    """Whether ``path`` is a private regular file; a foreign one (another owner, writable
+    by others, a link) is removed -- the folder is private, so this user may -- and the
+    library is then rebuilt, not refused."""
+    if not (path.is_file() or path.is_symlink()):
+        return False
+    try:
+        _check_private(path)
+    except KernelUnavailable:
+        path.unlink(missing_ok=True)
+        return False
+    return path.is_file()
+
+
 def verified_library(folder: Path):
     """The recorded library in ``folder`` when it is private and matches its digest."""
     record = folder / RECORD
-    if not record.is_file():
+    if not _trusted_file(record):
         return None
-    _check_private(record)
     digest = record.read_text().strip()
     if not re.fullmatch("[0-9a-f]{64}", digest):
         return None
     lib = _library_file(folder, digest)
-    if not lib.is_file():
+    if not _trusted_file(lib):
         return None
-    _check_private(lib)
     return lib if _digest(lib) == digest else None
 
 
@@ -195,32 +208,66 @@ def _no_space(e: BaseException) -> bool:
 
 
 def _run_with_timeout(cmd, timeout):
-    """(exit code, stderr); on timeout the compiler's whole process group is killed (a
+    """(exit code, stdout, stderr); on timeout the compiler's whole process group is killed (a
     compiler driver's children would otherwise keep running and hold the pipes open)."""
     proc = subprocess.Popen(
-        cmd,
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *cmd],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:  # a timeout, or Ctrl-C while waiting: stop the whole group
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.communicate()
         raise
-    return proc.returncode, err
+    return proc.returncode, out, err
+
+
+# The compiler runs under this small watchdog, in a process group of its own. The
+# watchdog asks Linux for SIGTERM when its parent dies (kill -9 during a build) and then
+# kills the whole group (the g++ driver and its cc1plus/as children), so no compiler runs
+# on as an orphan; a timeout kills the same group from here.
+_WATCHDOG = """
+import ctypes, os, signal, subprocess, sys
+def stop(*_):
+    os.killpg(0, signal.SIGKILL)
+signal.signal(signal.SIGTERM, stop)
+try:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    stop()
+try:
+    sys.exit(subprocess.call(sys.argv[2:]))
+except OSError as e:
+    sys.stderr.write(f"{e}\\n")
+    sys.exit(127)
+"""
+
+
+def _clean_orphans(folder: Path) -> None:
+    """Remove temporary files of a build that was killed (called holding the build lock,
+    so no other build is writing them)."""
+    for tmp in folder.glob(".tmp-*"):
+        tmp.unlink(missing_ok=True)
 
 
 def _build(folder: Path) -> None:
     """Compile into a temporary file, move it to its digest-named path, then record it."""
+    _clean_orphans(folder)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder, prefix=".tmp-")
     os.close(fd)
     cmd = [_compiler(), *FLAGS, "-I", str(CSRC), str(CSRC / "lif_cpu.cpp"), "-o", tmp]
     timeout = build_timeout()
     try:
-        returncode, stderr = _run_with_timeout(cmd, timeout)
+        returncode, _, stderr = _run_with_timeout(cmd, timeout)
         if returncode != 0:
             if _no_space(RuntimeError(stderr)):
                 raise KernelUnavailable(f"no space left on device in {folder}")
