@@ -105,10 +105,12 @@ def test_dvs_recipes_train_on_synthetic_aedat4_files(name, size, tmp_path):
 
 
 def test_checkpoints_written_before_these_options_still_resume():
+    from snetx.train.cli import parser_defaults
     from snetx.train.config import differences
 
     saved = {"lr": 0.1, "model": "scnn"}  # an older run's configuration
     new = {**saved, "augment": "default", "connect": None, "recipe": None, "list_recipes": False}
-    assert differences(saved, new) == []
+    new.update(neuron="lif", reset="hard", split_by="number", size=None)
+    assert differences(saved, new, parser_defaults()) == []
     new["augment"] = "none"
-    assert differences(saved, new) == ["--augment default -> none"]
+    assert differences(saved, new, parser_defaults()) == ["--augment default -> none"]

@@ -22,7 +22,7 @@ import torch
 
 from . import registry
 
-__all__ = ["FlipRoll", "AUGMENTS", "names", "check", "transforms"]
+__all__ = ["FlipRoll", "AUGMENTS", "names", "check", "is_random", "transforms"]
 
 #: the augmentations each kind of data takes
 AUGMENTS = {
@@ -65,6 +65,15 @@ def check(dataset, augment):
         raise ValueError(
             f"--augment {augment} does not apply to {dataset}: choose one of {', '.join(choices)}"
         )
+
+
+def is_random(dataset, augment):
+    """Whether the training data of ``dataset`` with ``augment`` is randomly augmented."""
+    if augment == "none":
+        return False
+    if augment == "default":
+        return registry.get(dataset).augmentation != "none"
+    return True
 
 
 def transforms(dataset, augment):

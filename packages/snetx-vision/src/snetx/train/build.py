@@ -23,12 +23,9 @@ def loaders(args, run):
     module = importlib.import_module(
         f"snetx.dataset.{'ddp.' if run.distributed else ''}{spec.module}"
     )
-    workers = (
-        args.workers if args.workers is not None else (0 if args.dataset == "digits" else None)
-    )
     common = dict(
         download=not args.no_download,
-        num_workers=workers,
+        num_workers=workers(args),
         seed=args.seed,
         transforms=augments.transforms(args.dataset, getattr(args, "augment", "default")),
     )
@@ -53,6 +50,16 @@ def loaders(args, run):
             f"({n} samples): use a smaller --batch-size"
         )
     return train, test
+
+
+def workers(args):
+    """The loader processes a run uses (``--workers``, else the loaders' default; the
+    bundled digits load in the main process)."""
+    from snetx.dataset._common import default_num_workers
+
+    if args.workers is not None:
+        return args.workers
+    return 0 if args.dataset == "digits" else default_num_workers()
 
 
 def encoder(args):

@@ -178,7 +178,114 @@ def read(path):
     missing = [k for k in REQUIRED if k not in obj]
     if missing:
         raise ValueError(f"incomplete snetx-train checkpoint (no {', '.join(missing)})")
+    validate(obj)
     return obj
+
+
+# ---- the schema, checked once on load ------------------------------------------------
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _need(ok, field, want):
+    if not ok:
+        raise _Bad(f"field {field!r} is not {want}")
+
+
+def _is_int(v, low=0):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _tensor(v, field, dtype=None, numel=None):
+    _need(torch.is_tensor(v), field, "a tensor")
+    if dtype is not None:
+        _need(v.dtype == dtype, field, f"a {dtype} tensor")
+    if numel is not None:
+        _need(v.numel() == numel, field, f"a tensor of {numel} elements")
+
+
+def _rng(r, field):
+    _need(isinstance(r, dict), field, "a dict of RNG states")
+    for key in ("torch", "python", "numpy"):
+        _need(key in r, f"{field}.{key}", "present")
+    _tensor(r["torch"], f"{field}.torch", torch.uint8, torch.get_rng_state().numel())
+    py = r["python"]
+    _need(isinstance(py, dict) and {"version", "state", "gauss"} <= set(py), f"{field}.python",
+          "a dict with version, state and gauss")  # fmt: skip
+    _tensor(py["state"], f"{field}.python.state", numel=625)
+    _need(_is_int(py["version"]), f"{field}.python.version", "an int")
+    _need(py["gauss"] is None or _is_number(py["gauss"]), f"{field}.python.gauss", "a number")
+    npy = r["numpy"]
+    _need(isinstance(npy, dict) and {"keys", "pos", "has_gauss", "cached"} <= set(npy),
+          f"{field}.numpy", "a dict with keys, pos, has_gauss and cached")  # fmt: skip
+    _tensor(npy["keys"], f"{field}.numpy.keys", numel=624)
+    _need(_is_int(npy["pos"]) and npy["pos"] <= 624, f"{field}.numpy.pos", "an int in [0, 624]")
+    _need(_is_int(npy["has_gauss"]), f"{field}.numpy.has_gauss", "an int")
+    _need(_is_number(npy["cached"]), f"{field}.numpy.cached", "a number")
+    if "cuda" in r:
+        _need(isinstance(r["cuda"], list), f"{field}.cuda", "a list of tensors")
+        for i, t in enumerate(r["cuda"]):
+            _tensor(t, f"{field}.cuda[{i}]", torch.uint8)
+
+
+def _loader(v, field):
+    _need(isinstance(v, dict) and {"generator", "epoch"} <= set(v), field,
+          "a dict with generator and epoch")  # fmt: skip
+    if v["generator"] is not None:
+        _tensor(v["generator"], f"{field}.generator", torch.uint8,
+                torch.Generator().get_state().numel())  # fmt: skip
+    _need(v["epoch"] is None or _is_int(v["epoch"]), f"{field}.epoch", "an int or null")
+
+
+def validate(obj):
+    """Check every field a resume reads, so that a damaged or hand-edited checkpoint is
+    refused in one line naming the field (ValueError) instead of failing mid-restore or
+    recording a fake epoch."""
+    try:
+        _need(isinstance(obj["args"], dict) and all(isinstance(k, str) for k in obj["args"]),
+              "args", "a dict of options")  # fmt: skip
+        for key in ("dataset", "model"):
+            _need(isinstance(obj["args"].get(key), str), f"args.{key}", "a name")
+        _need(isinstance(obj["model"], dict) and all(torch.is_tensor(v) for v in obj["model"].values()),
+              "model", "a dict of tensors")  # fmt: skip
+        opt = obj["optimizer"]
+        _need(isinstance(opt, dict) and isinstance(opt.get("state"), dict)
+              and isinstance(opt.get("param_groups"), list), "optimizer",
+              "an optimizer state (state and param_groups)")  # fmt: skip
+        _need(isinstance(obj.get("scaler"), dict), "scaler", "a dict (the GradScaler state)")
+        _need(_is_int(obj.get("world_size", 1), 1), "world_size", "an int >= 1")
+        _need(_is_int(obj["epoch"]), "epoch", "an int >= 0")
+        _need(_is_int(obj["step"]), "step", "an int >= 0")
+        _need(obj["phase"] in ("train", "evaluate"), "phase", "'train' or 'evaluate'")
+        history = obj["history"]
+        _need(isinstance(history, list) and all(isinstance(h, dict) for h in history),
+              "history", "a list of epoch records")  # fmt: skip
+        _need(len(history) == obj["epoch"], "history",
+              f"one record per epoch done ({obj['epoch']})")  # fmt: skip
+        for i, h in enumerate(history):
+            _need(isinstance(h.get("test_acc"), (int, float)), f"history[{i}].test_acc",
+                  "a number")  # fmt: skip
+        sums = obj.get("sums")
+        _need(isinstance(sums, list) and len(sums) == 3 and all(map(_is_number, sums)), "sums",
+              "a list of 3 numbers")  # fmt: skip
+        _rng(obj["rng"], "rng")
+        _loader(obj.get("loader"), "loader")
+        start = obj.get("epoch_start")
+        if start is not None:
+            _need(isinstance(start, dict) and {"rng", "loader"} <= set(start), "epoch_start",
+                  "null or a dict with rng and loader")  # fmt: skip
+            _rng(start["rng"], "epoch_start.rng")
+            _loader(start["loader"], "epoch_start.loader")
+        schedule = obj.get("alpha_schedule")
+        _need(schedule is None or isinstance(schedule, dict), "alpha_schedule", "null or a dict")
+    except _Bad as e:
+        raise ValueError(f"malformed snetx-train checkpoint: {e}") from None
 
 
 def load(out):

@@ -10,7 +10,7 @@ from snetx.dataset import registry as datasets
 from snetx.models import registry as models
 from snetx.snn.surrogate import REGISTERED_SG_FUNCLIST
 
-from . import recipes
+from . import outdir, recipes
 
 DATASETS = datasets.names()
 MODELS = models.names()
@@ -108,8 +108,23 @@ def build_parser():
     a("--seed", type=int, default=0)
     a("--workers", type=int, default=None, help="data loader processes")
     a("--no-download", action="store_true", help="never try to download datasets")
-    a("--out", default=None, help="output folder (default runs/<dataset>-<model>)")
+    a(
+        "--out",
+        default=None,
+        help="output folder (default runs/<dataset>-<model>, numbered -2, -3, ... when taken)",
+    )
     a("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    a(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (its files are removed once the new run has started)",
+    )
+    a(
+        "--cache-dir",
+        default=None,
+        help="event datasets: where computed frames are kept (default: a private per-user "
+        "cache, $SNETX_CACHE_DIR/frames or ~/.cache/snetx/frames)",
+    )
     a("--no-plots", action="store_true")
     a(
         "--ddp-timeout",
@@ -161,11 +176,26 @@ def _device(name):
     return name
 
 
+def given_options(argv):
+    """The destinations of the options ``argv`` gives explicitly (not from defaults)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def parser_defaults():
+    """Every option's default as the parser has it: the value a checkpoint written
+    before the option existed ran with."""
+    return {a.dest: a.default for a in build_parser()._actions if a.dest != "help"}
+
+
 def parse(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_recipes:
         return args
+    recipe = None
     if args.recipe is not None:
         try:
             recipe = recipes.get(args.recipe)
@@ -173,6 +203,25 @@ def parse(argv):
             raise UsageError(str(e)) from None
         parser.set_defaults(**recipe.settings)  # flags given on the command line still win
         args = parser.parse_args(argv)
+    given = given_options(argv)
+    try:
+        return _check(args, given)
+    except UsageError as e:
+        if recipe is None:
+            raise
+        # say which settings came from the recipe, so no flag the user never typed is blamed
+        implied = [
+            f"--{k.replace('_', '-')} {v}" for k, v in recipe.settings.items() if k not in given
+        ]
+        raise UsageError(
+            f"{e} (--recipe {args.recipe} sets {', '.join(implied)}; a flag given overrides it)"
+            if implied
+            else str(e)
+        ) from None
+
+
+def _check(args, given):
+    """Validate and complete ``args``; ``given``: the options typed on the command line."""
     try:
         data = datasets.get(args.dataset)
         if args.model is None:
@@ -180,11 +229,21 @@ def parse(argv):
         model = models.get(args.model)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    for option in ("split_by", "cache_dir"):
+        if option in given and data.module != "neuromorphic":
+            raise UsageError(
+                f"--{option.replace('_', '-')} applies to the event and spike datasets "
+                f"({', '.join(n for n in DATASETS if datasets.get(n).module == 'neuromorphic')}), "
+                f"not {args.dataset}"
+            )
     if args.size is not None:
         if data.kind != "events":
             raise UsageError(f"--size applies to event-camera datasets, not {args.dataset}")
-        if args.size < 1:
-            raise UsageError(f"--size must be >= 1, got {args.size}")
+        if not 1 <= args.size <= max(data.size):
+            raise UsageError(
+                f"--size must be in [1, {max(data.size)}] ({args.dataset}'s sensor is "
+                f"{data.size[1]} x {data.size[0]}), got {args.size}"
+            )
     elif data.kind == "events":
         args.size = data.default_size
     size = (args.size, args.size) if args.size else data.size
@@ -231,10 +290,8 @@ def parse(argv):
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed must be in [0, 2**32 - 1], got {args.seed}")
-    if args.out is None:
-        args.out = os.path.join("runs", f"{args.dataset}-{args.model}")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UsageError(f"--out {args.out} is a file, not a folder")
+    _check_memory(args, data)
+    _check_out(args)
     import torch
 
     if args.device is None:
@@ -253,11 +310,83 @@ def parse(argv):
             raise UsageError(
                 f"--backend cuda needs snetx-cuda: pip install snetx-cuda ({e})"
             ) from None
+    _check_cpu_kernel(args)
     from . import checkpoint
 
     if args.resume and not checkpoint.exists(args.out):
         raise UsageError(f"--resume: no checkpoint in {args.out}")
     return args
+
+
+def _check_out(args):
+    """Choose the output folder; refuse to mix a fresh run into an existing one."""
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --out and --overwrite replaces it: choose one")
+    if args.out is None:
+        base = os.path.join("runs", f"{args.dataset}-{args.model}")
+        if args.resume:
+            args.out = str(outdir.newest(base))
+        elif args.overwrite:
+            args.out = base
+        else:
+            args.out = str(outdir.fresh(base))
+    elif not args.out.strip():
+        raise UsageError("--out must name a folder, got an empty string")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} is a file, not a folder")
+    links = outdir.planted_links(args.out)
+    if links:
+        raise UsageError(
+            f"--out {args.out}: {', '.join(links)} is a symbolic link; snetx-train does not "
+            "write through links (remove it, or choose another --out)"
+        )
+    if not (args.resume or args.overwrite) and outdir.holds_run(args.out):
+        raise UsageError(
+            f"--out {args.out} already holds a run: continue it with --resume, replace it "
+            "with --overwrite, or choose another --out (without --out, a fresh run takes "
+            "a new numbered folder)"
+        )
+
+
+def _check_memory(args, data):
+    """Refuse a batch of frames that cannot fit in this machine's memory, before any
+    allocation (a MemoryError traceback otherwise, after the cache fill)."""
+    shape = (args.size, args.size) if args.size else data.size
+    per_sample = args.T * data.channels * math.prod(shape) * 4  # float32
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return
+    need = per_sample * max(args.batch_size, 1)
+    if need > memory // 2:
+        raise UsageError(
+            f"one batch of {args.batch_size} samples of {args.T} x {data.channels} x "
+            f"{' x '.join(map(str, shape))} float32 frames needs {need / 2**30:.1f} GiB, more "
+            f"than half of this machine's {memory / 2**30:.1f} GiB: use a smaller --T, "
+            "--size or --batch-size"
+        )
+
+
+def _check_cpu_kernel(args):
+    """SNETX_CPU_KERNEL, checked once here: a bad value, or host without a kernel that
+    builds, is a one-line error rather than a traceback from inside the first forward."""
+    if args.device != "cpu" or args.backend != "torch":
+        return
+    from snetx.snn import _host_kernel
+
+    try:
+        mode = _host_kernel.mode()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if mode == "host":
+        try:
+            _host_kernel.load()
+        except _host_kernel.KernelUnavailable as e:
+            first = str(e).strip().splitlines()[0]
+            raise UsageError(
+                f"SNETX_CPU_KERNEL=host but the host C++ kernel is unavailable ({first}); "
+                "unset it to fall back to the eager path"
+            ) from None
 
 
 def main(argv=None):
@@ -268,6 +397,8 @@ def main(argv=None):
     from .build import TooFewSamples
     from .checkpoint import CheckpointError, NoUsableCheckpoint
     from .distributed import RankTimeout
+    from .outdir import SymlinkedOutput
+    from .stop import Interrupted
     from .trainer import NonFiniteLoss
 
     try:
@@ -278,7 +409,7 @@ def main(argv=None):
         from .engine import train
 
         return train(args)
-    except (UsageError, NoUsableCheckpoint, TooFewSamples) as e:
+    except (UsageError, NoUsableCheckpoint, TooFewSamples, SymlinkedOutput) as e:
         return _error(e, 2)
     except DatasetError as e:
         return _error(
@@ -289,11 +420,24 @@ def main(argv=None):
         )
     except (CheckpointError, NonFiniteLoss, RankTimeout) as e:
         return _error(e, 1)
+    except Interrupted as e:
+        return _error(e, e.code, "")
+    except KeyboardInterrupt:  # Ctrl-C before the run's own handler was installed
+        return _error("interrupted before training started; nothing saved", 130, "")
     except OSError as e:  # a folder that cannot be written, a full disk, ...
         return _error(e, 1)
 
 
-def _error(e, code):
-    msg = " ".join(str(e).split())
-    print(f"snetx-train: error: {msg}", file=sys.stderr)
+def one_line(e) -> str:
+    """The message of ``e`` on one line; for an error re-raised from a data-loader
+    worker, its own message without the worker's traceback."""
+    text = str(e)
+    if "Original Traceback" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(text.split())
+
+
+def _error(e, code, kind="error: "):
+    print(f"snetx-train: {kind}{one_line(e)}", file=sys.stderr)
     return code

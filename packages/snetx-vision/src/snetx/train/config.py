@@ -10,7 +10,8 @@ import math
 
 #: Options that may differ on --resume. ``epochs`` may grow (not shrink below the epochs
 #: already done); with the cosine schedule the learning rate then follows the cosine of
-#: the new length from the epoch reached.
+#: the new length from the epoch reached. ``workers`` may change only when the training
+#: data is not randomly augmented (the loader processes draw the augmentation).
 SAFE_TO_CHANGE = frozenset(
     {
         "epochs",
@@ -22,23 +23,22 @@ SAFE_TO_CHANGE = frozenset(
         "out",
         "resume",
         "ddp_timeout",
+        "overwrite",
+        "cache_dir",
     }
 )
 
 
-#: Options added after checkpoints were first written, with the value that reproduces the
-#: older behaviour: a saved configuration without them had that value.
-ADDED = {"augment": "default", "connect": None, "recipe": None, "list_recipes": False}
-
-
-def differences(saved: dict, new: dict):
+def differences(saved: dict, new: dict, defaults: dict):
     """``["--lr 0.003 -> 0.01", ...]`` for every option outside SAFE_TO_CHANGE that
-    differs between the saved and the new configuration."""
+    differs between the saved and the new configuration. An option the checkpoint
+    predates had its default: ``defaults`` is the parser's (``cli.parser_defaults()``),
+    so an option added later needs no list kept by hand."""
     out = []
     for key in sorted(set(saved) | set(new)):
         if key in SAFE_TO_CHANGE:
             continue
-        a = saved.get(key, ADDED.get(key, "<unset>"))
+        a = saved.get(key, defaults.get(key, "<unset>"))
         b = new.get(key, "<unset>")
         if a != b:
             out.append(f"--{key.replace('_', '-')} {a} -> {b}")

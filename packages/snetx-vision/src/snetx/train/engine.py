@@ -7,9 +7,12 @@ model, optimiser from the configuration), :mod:`.trainer` (the loop),
 """
 
 import gc
+from argparse import Namespace
 
-from . import checkpoint, config
-from .cli import UsageError
+from snetx.dataset import augment as augments
+
+from . import build, checkpoint, config, outdir
+from .cli import UsageError, parser_defaults
 from .distributed import Run
 from .lock import FolderBusy, FolderLock
 from .memory import tune_allocator
@@ -19,9 +22,15 @@ from .trainer import Trainer
 
 def check_resume(args, ckpt, world):
     """Refuse (UsageError) a resume whose options change what is trained."""
-    diffs = config.differences(ckpt["args"], config.plain(vars(args)))
+    saved = ckpt["args"]
+    diffs = config.differences(saved, config.plain(vars(args)), parser_defaults())
     if ckpt.get("world_size", 1) != world:
         diffs.append(f"processes {ckpt.get('world_size', 1)} -> {world}")
+    before, now = build.workers(Namespace(**{**vars(args), **saved})), build.workers(args)
+    if before != now and augments.is_random(args.dataset, args.augment):
+        # each loader process draws the random augmentation of its samples: another number
+        # of processes gives other augmentations, and the resumed run would silently diverge
+        diffs.append(f"--workers {before} -> {now} (the random augmentation depends on it)")
     if diffs:
         raise UsageError(
             "--resume with options that change the model, the data or the optimisation: "
@@ -66,6 +75,9 @@ def _fit(args, run, stop, ckpt) -> int:
     "terminate called without an active exception" about one run in ten)."""
     trainer = Trainer(args, run, stop)
     try:
+        if args.overwrite and run.main:
+            # the new run has its data and model: only now is the old one given up
+            outdir.remove_run(args.out)
         if ckpt is not None:
             trainer.restore(ckpt)
         trainer.write_config()

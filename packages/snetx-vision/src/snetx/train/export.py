@@ -12,7 +12,7 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
-from .cli import UsageError, _finite, _Parser
+from .cli import UsageError, _finite, _Parser, parser_defaults
 
 
 def build_parser():
@@ -52,11 +52,21 @@ def export(argv):
         ckpt = checkpoint.read(args.checkpoint)
     except ValueError as e:
         raise UsageError(f"--checkpoint {args.checkpoint}: {e}") from None
-    run = Namespace(**ckpt["args"])
+    run = Namespace(**{**parser_defaults(), **ckpt["args"]})  # options it predates: defaults
     run.backend = "torch"  # the same neurons, on the CPU
-    model = build.model(run, build.surrogate_alpha(run)[0])
-    model.load_state_dict(ckpt["model"])
-    data = datasets.get(run.dataset)
+    try:
+        data = datasets.get(run.dataset)
+        model = build.model(run, build.surrogate_alpha(run)[0])
+    except (ValueError, TypeError, AttributeError) as e:
+        raise UsageError(f"--checkpoint {args.checkpoint}: cannot rebuild its model ({e})") from None
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise UsageError(
+            f"--checkpoint {args.checkpoint}: its weights do not fit the model {run.model} "
+            f"built from its options ({first})"
+        ) from None
     if data.kind == "sequence":
         shape = (data.channels,)
     else:

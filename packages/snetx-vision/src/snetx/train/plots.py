@@ -2,6 +2,8 @@
 
 import os
 
+from . import outdir
+
 
 def _plt():
     import matplotlib
@@ -28,7 +30,7 @@ def curves(history, out_dir):
     ax2.legend()
     fig.tight_layout()
     path = os.path.join(out_dir, "curves.png")
-    fig.savefig(path, dpi=100)
+    outdir.save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -44,6 +46,6 @@ def firing_rates(rates, out_dir):
     ax.set_title("per-layer firing rate on the test set")
     fig.tight_layout()
     path = os.path.join(out_dir, "firing_rates.png")
-    fig.savefig(path, dpi=100)
+    outdir.save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path

@@ -2,7 +2,7 @@
 
 import sys
 
-from . import config, plots
+from . import config, outdir, plots
 
 
 def summary(history, rates, world, digests):
@@ -27,11 +27,12 @@ def write(out, history, rates, world, digests, no_plots=False, ops=None):
     result = summary(history, rates, world, digests)
     if ops is not None:
         result["synaptic_ops"] = ops.report()
-        (out / "synaptic_ops.md").write_text(
+        outdir.write_text(
+            out / "synaptic_ops.md",
             "Synaptic operations and energy per test sample (AC: spike-driven accumulates, "
-            "MAC: multiply-accumulates on real inputs; 45 nm energies).\n\n" + ops.table() + "\n"
+            "MAC: multiply-accumulates on real inputs; 45 nm energies).\n\n" + ops.table() + "\n",
         )
-    (out / "summary.json").write_text(config.dumps(result, indent=1))
+    outdir.write_text(out / "summary.json", config.dumps(result, indent=1))
     if not no_plots:
         try:
             plots.curves(history, out)

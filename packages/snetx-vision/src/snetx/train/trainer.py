@@ -11,9 +11,9 @@ at a step > 0 it replays the epoch's data order from the epoch's start up to tha
 at step 0 or in evaluation it restores them directly. The parameters and metrics of a
 resumed run are then bit-identical to those of an uninterrupted one.
 
-Stopping. Ctrl-C (SIGINT) asks the loop to stop at the next safe point (a batch, in
-training or evaluation): it writes a checkpoint and exits with code 130; a second Ctrl-C
-aborts at once. Under DDP the request is shared by all ranks so they stop together. A
+Stopping. Ctrl-C (SIGINT) or SIGTERM asks the loop to stop at the next safe point (a
+batch, in training or evaluation): it writes a checkpoint and exits with code 130 (143 for
+SIGTERM); a second signal aborts at once, keeping the last checkpoint. Under DDP the request is shared by all ranks so they stop together. A
 non-finite training loss stops the run before the optimiser applies it, with a
 checkpoint of the last finite state. For tests, ``SNETX_TRAIN_INTERRUPT_AT`` makes a
 stop request at a global training step (``"30"``) or in an epoch's evaluation
@@ -32,7 +32,7 @@ from snetx.snn import monitor
 from snetx.snn.energy import SynapticOpsCounter
 from torch import nn
 
-from . import build, checkpoint, config, report
+from . import build, checkpoint, config, outdir, report
 
 EXIT_INTERRUPTED = 130
 
@@ -121,9 +121,8 @@ class Trainer:
         exactly the epochs done so far."""
         if not self.run.main:
             return
-        (self.out / "config.json").write_text(config.dumps(vars(self.args), indent=1))
-        with open(self.metrics_path, "w") as f:
-            f.writelines(config.dumps(h) + "\n" for h in self.history)
+        outdir.write_text(self.out / "config.json", config.dumps(vars(self.args), indent=1))
+        outdir.write_text(self.metrics_path, "".join(config.dumps(h) + "\n" for h in self.history))
 
     # ---- checkpoints ---------------------------------------------------------------
     def state(self):
@@ -164,6 +163,12 @@ class Trainer:
         if self.alpha_schedule is not None:
             self.alpha_schedule.load_state_dict(ckpt["alpha_schedule"])
             self.alpha_schedule.epoch = self.args.epochs  # a longer run stretches it
+        steps = len(self.train_loader)
+        if ckpt["step"] > steps or (ckpt["phase"] == "evaluate" and ckpt["step"] != steps):
+            raise checkpoint.NoUsableCheckpoint(
+                f"malformed snetx-train checkpoint: field 'step' is {ckpt['step']} in phase "
+                f"{ckpt['phase']!r}, but an epoch of this run has {steps} batches"
+            )
         self.history = list(ckpt["history"])
         self.epoch, self.step, self.phase = ckpt["epoch"], ckpt["step"], ckpt["phase"]
         self.sums = list(ckpt["sums"])
@@ -178,6 +183,7 @@ class Trainer:
     # ---- the loop ----------------------------------------------------------------
     def fit(self) -> int:
         """Train from the current position to ``args.epochs``; the exit code."""
+        self.stop.armed = True  # from here a signal waits for the next safe point
         if self._resume is None:
             self.save()  # the starting state: there is always a finite state to go back to
         while self.epoch < self.args.epochs:
@@ -317,8 +323,7 @@ class Trainer:
         self._train_time = None
         if self.run.main:
             line = config.dumps(record)
-            with open(self.metrics_path, "a") as f:
-                f.write(line + "\n")
+            outdir.append_text(self.metrics_path, line + "\n")
             if not self._interactive():
                 print(line, file=sys.stderr)
 
@@ -353,8 +358,9 @@ class Trainer:
     def _stopped(self, where):
         if self.run.main:
             print(
-                f"snetx-train: interrupted {where}; checkpoint saved to "
+                f"snetx-train: {'stopped by SIGTERM' if self.stop.code == 143 else 'interrupted'} "
+                f"{where}; checkpoint saved to "
                 f"{self.out / checkpoint.LATEST}; continue with --resume",
                 file=sys.stderr,
             )
-        return EXIT_INTERRUPTED
+        return self.stop.code if self.stop.signal is not None else EXIT_INTERRUPTED
