@@ -13,3 +13,14 @@ def cifar_md5_ok(monkeypatch):
     import torchvision
 
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+
+
+@pytest.fixture(autouse=True)
+def _private_frame_cache(tmp_path_factory, monkeypatch):
+    """Each test's computed frames go to a cache folder of its own (the default is the
+    user's ~/.cache/snetx/frames)."""
+    from snetx.dataset import _frame_cache
+
+    root = tmp_path_factory.mktemp("frames")
+    monkeypatch.setattr(_frame_cache, "default_root", lambda: root)
+    return root

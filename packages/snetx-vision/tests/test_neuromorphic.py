@@ -72,8 +72,8 @@ def test_cache_is_reused_rebuilt_on_change_and_on_damage(tmp_path, monkeypatch):
     assert len(calls) == 9  # second load: read from disk
     neuromorphic.nmnist_dataset(*args, 5, download=False, num_workers=0)
     assert len(calls) == 18  # another T: another cache
-    (entry,) = [p for p in test.dataset.cache.glob("0.npy")]
-    entry.write_bytes(b"\x93NUMPY garbage")
+    (entry,) = [p for p in test.dataset.cache.glob("0.npz")]
+    entry.write_bytes(b"PK garbage")
     again = next(iter(test))[0]
     assert len(calls) == 19 and torch.equal(again, first)  # damaged entry recomputed
 

@@ -21,11 +21,19 @@ the last bin, so no event is lost. ``split_by="time"`` gives bins of equal durat
 sample's span. ``size=(h, w)`` scales event coordinates (``x * w // W``), so every event
 still lands in a pixel and the counts still sum to the sample's event count.
 
-Cache. Frames are computed once and stored as ``.npy`` files under ``cache_dir`` (default
-``data_dir/.snetx-frames``), in a folder keyed by the dataset, split, ``T``, ``split_by``
-and ``size``: a changed setting never reuses a stale cache, and an unreadable or
-wrong-shaped entry is recomputed. The first pass over a split fills the cache through the
-loader's workers, with a progress bar.
+Cache. Frames are computed once and stored under ``cache_dir`` (default: a private
+per-user cache, ``$SNETX_CACHE_DIR/frames`` or ``~/.cache/snetx/frames``, never inside
+the data folder, which may be read-only), in a folder keyed by the dataset, split, ``T``,
+``split_by`` and ``size``: a changed setting never reuses a stale cache. Each entry
+records the content hash of the file it was computed from; an entry that is not this
+user's private regular file, has the wrong shape or dtype, holds non-finite values or
+whose source file changed is recomputed, with one warning. The first pass over a split
+fills the cache through the loader's workers, with a progress bar.
+
+Damaged files. Every file is checked as it is read: a file that cannot be parsed, events
+outside the sensor (negative or too large coordinates, units or polarities) and labels
+outside the classes raise :class:`~snetx.dataset.DatasetCorruptError` naming the file,
+the sample and the field.
 
 Example::
 
@@ -39,16 +47,15 @@ Example::
 """
 
 import hashlib
-import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ._common import DatasetError, DatasetNotFoundError, loader_options
+from ._common import DatasetCorruptError, DatasetError, DatasetNotFoundError, loader_options
+from ._frame_cache import FrameCache
 
 __all__ = [
     "integrate",
@@ -124,20 +131,30 @@ def integrate(events, sensor_size, T, split_by="number", size=None):
 
 class FrameDataset(Dataset):
     """Frames of a tonic dataset, cached on disk (see the module doc). Items are
-    ``(frames float32 tensor, label int)``; ``transform`` applies to the frames tensor."""
+    ``(frames float32 tensor, label int)``; ``transform`` applies to the frames tensor.
+    ``classes``: labels must be ``0 .. classes - 1`` (checked before any frame is
+    computed); every sample's events are checked against ``sensor_size`` when read."""
 
-    def __init__(self, source, sensor_size, T, split_by, size, cache_root, key, transform=None):
+    def __init__(
+        self, source, sensor_size, T, split_by, size, cache_root, key, transform=None,
+        classes=None,
+    ):  # fmt: skip
         self.source, self.sensor_size = source, sensor_size
         self.T, self.split_by, self.size, self.transform = T, split_by, size, transform
         settings = {
             "key": key, "T": T, "split_by": split_by, "size": size, "format": FORMAT,
-            "samples": len(source), "files": _identity(source),
+            "samples": len(source), "files": _files_digest(source),
         }  # fmt: skip
-        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        self.cache = Path(cache_root) / f"{key}-T{T}-{split_by}-{digest}"
-        self.cache.mkdir(parents=True, exist_ok=True)
-        (self.cache / "settings.json").write_text(json.dumps(settings))
+        self.frame_cache = FrameCache(cache_root, f"{key}-T{T}-{split_by}", settings, self._shape())
+        self.cache = self.frame_cache.folder
         self.labels = _labels(source)
+        if classes is not None:
+            for i, label in enumerate(self.labels):
+                if not 0 <= label < classes:
+                    raise DatasetCorruptError(
+                        f"{sample_file(source, i)}: sample {i} has label {label}, outside "
+                        f"0..{classes - 1}"
+                    )
 
     def __len__(self):
         return len(self.source)
@@ -150,22 +167,13 @@ class FrameDataset(Dataset):
         return (self.T, p, *hw)
 
     def frames(self, i):
-        path = self.cache / f"{i}.npy"
-        try:
-            frames = np.load(path, allow_pickle=False)
-            if frames.shape == self._shape() and frames.dtype == np.float32:
-                return frames
-        except (OSError, ValueError, EOFError):
-            pass  # missing or damaged: compute it again
-        events, _ = self.source[i]
+        path = sample_file(self.source, i)
+        frames = self.frame_cache.get(i, path)
+        if frames is not None:
+            return frames
+        events = read_events(self.source, i, self.sensor_size)
         frames = integrate(events, self.sensor_size, self.T, self.split_by, self.size)
-        fd, tmp = tempfile.mkstemp(dir=self.cache, suffix=".npy.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, frames)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        self.frame_cache.put(i, frames, path)
         return frames
 
     def __getitem__(self, i):
@@ -176,7 +184,9 @@ class FrameDataset(Dataset):
 
     def prepare(self, num_workers=0):
         """Fill the cache for every sample (in the loader workers), with a progress bar."""
-        missing = [i for i in range(len(self)) if not (self.cache / f"{i}.npy").is_file()]
+        if self.cache is None:
+            return  # no private cache folder: frames are computed when read
+        missing = [i for i in range(len(self)) if not self.frame_cache.has(i)]
         if not missing:
             return
         from tqdm import tqdm
@@ -191,6 +201,83 @@ class FrameDataset(Dataset):
             pass
 
 
+def sample_file(source, i):
+    """The file sample ``i`` is read from (its own file, or the split's one HDF5 file)."""
+    base = getattr(source, "source", source)
+    index = source.indices[i] if hasattr(source, "indices") else i
+    data = getattr(base, "data", None)
+    if data and len(data) == len(base):
+        return Path(data[index])
+    return Path(base.location_on_system, base.data_filename)
+
+
+def read_events(source, i, sensor_size):
+    """Sample ``i``'s events, checked: DatasetCorruptError naming the file, the sample and
+    the fault for a file that cannot be read or events outside the sensor."""
+    path = sample_file(source, i)
+    if path.suffix == ".bin" and path.stat().st_size % 5:  # N-MNIST's 5-byte events
+        raise DatasetCorruptError(
+            f"{path}: sample {i} is truncated ({path.stat().st_size} bytes, not a whole "
+            "number of 5-byte events)"
+        )
+    try:
+        events, _ = source[i]
+    except DatasetError:
+        raise
+    except ValueError as e:
+        if not (path.suffix == ".aedat4" and "need at least one array" in str(e)):
+            raise _unreadable(path, i, e) from None
+        # tonic's AEDAT4 reader concatenates the file's event packets: a recording with
+        # none is an empty sample, as in the other formats, not a damaged file
+        base = getattr(source, "source", source)
+        events = np.zeros(0, dtype=base.dtype)
+    except Exception as e:  # each reader fails in its own way on a damaged file
+        raise _unreadable(path, i, e) from None
+    check_events(events, sensor_size, f"{path}: sample {i}")
+    return events
+
+
+def _unreadable(path, i, e):
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return DatasetCorruptError(
+        f"{path}: sample {i} cannot be read ({type(e).__name__}{': ' + first if first else ''})"
+    )
+
+
+def check_events(events, sensor_size, where):
+    """DatasetCorruptError unless every event lies on the sensor ``(W, H, P)``: a
+    coordinate or unit that is negative or too large would wrap or be dropped."""
+    events = np.asarray(events)
+    names = events.dtype.names or ()
+    width, height, polarities = sensor_size
+    audio = height == 1 and "y" not in names
+    needed = ("x", "t") if audio else ("x", "y", "t", "p")
+    missing = [f for f in needed if f not in names]
+    if missing:
+        raise DatasetCorruptError(f"{where} has no event field {', '.join(missing)}")
+    if not len(events):
+        return
+    limits = [("unit" if audio else "x", "x", width)] + ([] if audio else [("y", "y", height)])
+    for label, field, limit in limits:
+        values = events[field].astype(np.int64)
+        bad = (values < 0) | (values >= limit)
+        if bad.any():
+            raise DatasetCorruptError(
+                f"{where}: event {int(np.argmax(bad))} has {label} = {values[bad][0]}, outside "
+                f"0..{limit - 1}"
+            )
+    if not audio and polarities == 2:
+        p = events["p"].astype(np.int64)
+        bad = (p < -1) | (p > 1)
+        if bad.any():
+            raise DatasetCorruptError(
+                f"{where}: event {int(np.argmax(bad))} has polarity {p[bad][0]}, not 0/1 (or -1/1)"
+            )
+    t = events["t"]
+    if np.issubdtype(t.dtype, np.floating) and not np.isfinite(t).all():
+        raise DatasetCorruptError(f"{where}: an event time is not finite")
+
+
 def _labels(source):
     """Every sample's label without reading its events: tonic's ``targets`` list, or the
     ``labels`` array of a one-file HDF5 dataset (SHD)."""
@@ -199,8 +286,15 @@ def _labels(source):
         return [int(t) for t in targets]
     import h5py
 
-    with h5py.File(Path(source.location_on_system, source.data_filename), "r") as f:
-        return [int(t) for t in f["labels"][()]]
+    path = Path(source.location_on_system, source.data_filename)
+    try:
+        with h5py.File(path, "r") as f:
+            return [int(t) for t in f["labels"][()]]
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise DatasetCorruptError(
+            f"{path} cannot be read as an SHD file (HDF5 with spikes/times, spikes/units and "
+            f"labels): {type(e).__name__}: {e}"
+        ) from None
 
 
 class _Indices(Dataset):
@@ -248,6 +342,12 @@ def _source(name, data_dir, train, download, expected):
     except DatasetError:
         raise
     except Exception as e:  # a failed download, an unreadable file
+        folder = Path(data_dir, name)
+        if folder.is_dir() and any(folder.rglob(f"*{expected[1]}")):  # there, but damaged
+            raise DatasetCorruptError(
+                f"{name} in {folder} cannot be read: {type(e).__name__}: {e}. Expected "
+                f"there: {expected[0]}"
+            ) from None
         raise DatasetNotFoundError(
             f"{name} could not be read or downloaded into {Path(data_dir, name)}. "
             f"Expected there: {expected[0]}. Cause: {type(e).__name__}: {e}"
@@ -272,6 +372,8 @@ SOURCES = {
     ),
     "shd": ("SHD", ("shd_train.h5 and shd_test.h5", ".h5"), (700, 1, 1), True),
 }
+#: the number of classes of each dataset (labels are 0 .. n - 1)
+CLASSES = {"nmnist": 10, "dvsgesture": 11, "cifar10dvs": 10, "shd": 20}
 #: CIFAR10-DVS has no official split: per class, the first floor(TRAIN_FRACTION * n) files in
 #: sorted order train, the rest test (the same on every run and machine; 900 / 100 per class
 #: for the full dataset).
@@ -317,6 +419,26 @@ def _in_path_order(source):
     return source
 
 
+def _check_size(size, sensor):
+    """``size`` None, or ``(h, w)`` of positive ints no larger than the sensor."""
+    if size is None:
+        return None
+    width, height, _ = sensor
+    if height == 1:
+        raise ValueError("size applies to event-camera datasets, not to spike sequences")
+    try:
+        h, w = size
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (h, w))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or not (1 <= h <= height and 1 <= w <= width):
+        raise ValueError(
+            f"size must be (h, w) with 1 <= h <= {height} and 1 <= w <= {width} (the sensor), "
+            f"got {size!r}"
+        )
+    return (h, w)
+
+
 def _split_sources(key, data_dir, download):
     name, expected, _, has_split = SOURCES[key]
     if has_split:
@@ -325,17 +447,25 @@ def _split_sources(key, data_dir, download):
             for train in (True, False)
         ]
     whole = _in_path_order(_source(name, data_dir, None, download, expected))
-    return [_Subset(whole, part) for part in fixed_split(whole.targets)]
+    parts = fixed_split(whole.targets)
+    if not all(parts):
+        raise DatasetCorruptError(
+            f"{name} in {Path(data_dir, name)} has too few samples ({len(whole)} files): the "
+            f"fixed per-class split ({TRAIN_FRACTION:.0%} train) leaves "
+            f"{len(parts[0])} train and {len(parts[1])} test samples; every class needs at "
+            f"least {int(1 / (1 - TRAIN_FRACTION) + 0.5)} files"
+        )
+    return [_Subset(whole, part) for part in parts]
 
 
-def _identity(source):
-    """What the samples are: their files, sizes and times (or the one HDF5 file's)."""
+def _files_digest(source):
+    """Which files the samples are (paths and split indices): keys the cache folder. Each
+    entry records its own file's content hash, so a changed file is caught per sample."""
     base = getattr(source, "source", source)
     files = getattr(base, "data", None) or [Path(base.location_on_system, base.data_filename)]
     h = hashlib.sha256()
     for f in files:
-        st = os.stat(f)
-        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}".encode())
+        h.update(f"{f}|".encode())
     h.update(repr(getattr(source, "indices", None)).encode())
     return h.hexdigest()[:16]
 
@@ -359,8 +489,10 @@ def _loaders(
     sensor = SOURCES[key][2]
     if split_by not in SPLIT_BY:
         raise ValueError(f"split_by must be one of {SPLIT_BY}, got {split_by!r}")
+    size = _check_size(size, sensor)
     train_tf, test_tf = transforms if transforms is not None else (None, None)
-    cache_root = Path(cache_dir) if cache_dir is not None else Path(data_dir, ".snetx-frames")
+    cache_root = None if cache_dir is None else Path(cache_dir)  # None: the per-user cache
+    classes = CLASSES[key]
     opts = loader_options(num_workers, pin_memory, persistent_workers=False)
 
     def build(may_download, fill):
@@ -368,10 +500,13 @@ def _loaders(
         sources = _split_sources(key, data_dir, may_download)
         for source, split, tf in zip(sources, ("train", "test"), (train_tf, test_tf)):
             name = f"{key}-{split}"
-            frames = FrameDataset(source, sensor, T, split_by, size, cache_root, name, tf)
-            if fill:
-                frames.prepare(opts["num_workers"])
+            frames = FrameDataset(
+                source, sensor, T, split_by, size, cache_root, name, tf, classes
+            )
             sets.append(frames)
+        if fill:  # after both splits' labels are checked: a bad label costs no fill
+            for frames in sets:
+                frames.prepare(opts["num_workers"])
         return sets
 
     if not distributed:

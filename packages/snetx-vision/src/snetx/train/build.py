@@ -40,7 +40,8 @@ def loaders(args, run):
         size = (args.size, args.size) if args.size else None
         train, test = load(
             args.data_dir, args.batch_size, TEST_BATCH_SIZE, args.T,
-            split_by=args.split_by, size=size, **common,
+            split_by=args.split_by, size=size, cache_dir=getattr(args, "cache_dir", None),
+            **common,
         )  # fmt: skip
     if len(train) == 0:
         n = len(train.dataset)
