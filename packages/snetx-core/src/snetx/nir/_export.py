@@ -128,7 +128,7 @@ class _Builder:
 
     def fold_norm(self, bn, src, where):
         """Fold an eval-mode BatchNorm into the conv or affine node that feeds it."""
-        if len(src) != 1 or self.nodes[src[0]].kind not in _WEIGHTED:
+        if len(src) != 1 or src[0] not in self.nodes or self.nodes[src[0]].kind not in _WEIGHTED:
             raise NIRExportError(
                 f"{where}: a BatchNorm folds into the convolution or linear layer right "
                 "before it, and there is none (NIR has no BatchNorm node)"
@@ -219,9 +219,10 @@ class _Builder:
             if node.kind != "lif":
                 continue
             r = node.fields["r"]
-            feeders = [self.nodes[s] for s in node.sources]
+            feeders = [self.nodes.get(s) for s in node.sources]  # None: the graph input
             foldable = all(
-                f.kind in _WEIGHTED and [c.name for c in self.consumers(f.name)] == [node.name]
+                f is not None
+                and f.kind in _WEIGHTED and [c.name for c in self.consumers(f.name)] == [node.name]
                 for f in feeders
             )
             per_channel = r.reshape(r.shape[0], -1)

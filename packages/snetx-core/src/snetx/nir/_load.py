@@ -20,8 +20,15 @@ def _t(a):
     return torch.as_tensor(np.asarray(a), dtype=torch.float32)
 
 
-def _uniform(name, field, a):
+def _finite(name, field, a):
     a = np.asarray(a, dtype=np.float64)
+    if not np.isfinite(a).all():
+        raise NIRImportError(f"node {name}: {field} holds NaN or infinite values")
+    return a
+
+
+def _uniform(name, field, a):
+    a = _finite(name, field, a)
     if a.size and not np.all(a == a.flat[0]):
         raise NIRImportError(f"node {name}: {field} differs between neurons; snetx needs one value")
     return float(a.flat[0]) if a.size else 0.0
@@ -29,7 +36,7 @@ def _uniform(name, field, a):
 
 def _channel_values(name, field, a):
     """A value per channel (dim 0), constant over the other dims; ValueError otherwise."""
-    a = np.asarray(a, dtype=np.float64)
+    a = _finite(name, field, a)
     if a.ndim == 0:
         return a.reshape(1)
     flat = a.reshape(a.shape[0], -1)
@@ -81,20 +88,37 @@ def _neuron(name, node, dt):
     return plif, scale, shift
 
 
+def _weights(name, node):
+    """(weight, bias or None) of a weighted node, checked: finite, a bias of one value
+    per output."""
+    w = _finite(name, "weight", node.weight)
+    bias = getattr(node, "bias", None)
+    if bias is None:
+        return w, None
+    b = _finite(name, "bias", bias)
+    if b.ndim == 0 and b == 0:  # NIR writers store "no bias" as a scalar 0
+        b = np.zeros(w.shape[0])
+    if b.shape != (w.shape[0],):
+        raise NIRImportError(
+            f"node {name}: bias has shape {tuple(b.shape)}, expected ({w.shape[0]},) "
+            f"for a weight of shape {tuple(w.shape)}"
+        )
+    return w, b
+
+
 def _module(name, node):
-    if isinstance(node, nir.Affine):
-        m = nn.Linear(node.weight.shape[1], node.weight.shape[0])
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        w, b = _weights(name, node)
+        if w.ndim != 2:
+            raise NIRImportError(f"node {name}: weight has shape {w.shape}, expected 2 dims")
+        m = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
         with torch.no_grad():
-            m.weight.copy_(_t(node.weight))
-            m.bias.copy_(_t(node.bias))
-        return m
-    if isinstance(node, nir.Linear):
-        m = nn.Linear(node.weight.shape[1], node.weight.shape[0], bias=False)
-        with torch.no_grad():
-            m.weight.copy_(_t(node.weight))
+            m.weight.copy_(_t(w))
+            if b is not None:
+                m.bias.copy_(_t(b))
         return m
     if isinstance(node, nir.Conv2d):
-        w = np.asarray(node.weight)
+        w, b = _weights(name, node)
         padding = (
             node.padding
             if isinstance(node.padding, str)
@@ -107,7 +131,7 @@ def _module(name, node):
         )  # fmt: skip
         with torch.no_grad():
             m.weight.copy_(_t(w))
-            m.bias.copy_(_t(node.bias) if node.bias is not None else torch.zeros(w.shape[0]))
+            m.bias.copy_(_t(b) if b is not None else torch.zeros(w.shape[0]))
         return Tosnn(m)
     if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
         k = tuple(int(v) for v in np.atleast_1d(node.kernel_size))
@@ -179,6 +203,19 @@ def _fold_scale(nodes, sources, consumers, name, scale, shift):
     return True
 
 
+def _dt(dt):
+    """``dt`` as a float: a Python, NumPy or 0-dim tensor number, finite and > 0."""
+    if isinstance(dt, torch.Tensor) and dt.numel() == 1:
+        dt = dt.item()
+    if isinstance(dt, np.ndarray) and dt.size == 1:
+        dt = dt.item()
+    if isinstance(dt, np.generic):
+        dt = dt.item()
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    return float(dt)
+
+
 def load(graph, dt=None):
     r"""An ``nn.Module`` running the NIR ``graph`` on ``N x T x ...`` inputs.
 
@@ -197,8 +234,7 @@ def load(graph, dt=None):
         graph = nir.NIRGraph.from_list(graph)
     if dt is None:
         dt = float(graph.metadata.get("snetx_dt", 1e-4)) if graph.metadata else 1e-4
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    dt = _dt(dt)
     ins = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
     outs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Output)]
     if len(ins) != 1 or len(outs) != 1:
@@ -236,6 +272,13 @@ def load(graph, dt=None):
             sh = shift[0] if shift.size == 1 else shift
             modules[k] = nn.Sequential(Scale(sc, sh), modules[k])
     srcs = {k: ["__input__" if s == ins[0] else s for s in sources[k]] for k in order}
+    if len(sources[outs[0]]) != 1:
+        raise NIRImportError(
+            f"the Output node {outs[0]!r} has {len(sources[outs[0]])} sources "
+            f"({', '.join(sources[outs[0]]) or 'none'}); snetx needs exactly one"
+        )
     (last,) = sources[outs[0]]
+    if last == ins[0]:
+        last = "__input__"  # Input wired straight to Output: the identity
     in_shape = np.asarray(graph.nodes[ins[0]].input_type["input"]).tolist()
     return NIRModule(modules, order, srcs, last, in_shape)

@@ -147,6 +147,11 @@ def trace(model: nn.Module, sample: torch.Tensor):
             rec.depth -= 1
             if rec.depth == 0:
                 src, x = rec.pending.pop()
+                if not isinstance(out, torch.Tensor):  # an LSTM's (output, state), ...
+                    raise NIRExportError(
+                        f"module {name} ({type(mod).__name__}) returns "
+                        f"{type(out).__name__}, not one tensor; it has no NIR equivalent"
+                    )
                 if x.dim() < 3 or out.dim() < 3 or out.shape[:2] != x.shape[:2]:
                     raise NIRExportError(
                         f"module {name} does not keep the N x T axes "
@@ -157,6 +162,8 @@ def trace(model: nn.Module, sample: torch.Tensor):
         handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
     was_training = model.training
     model.eval()  # BatchNorm folds with its running statistics
+    # tracing runs the model once: stateful neurons keep the state they had before
+    states = [(m, m.state) for m in model.modules() if hasattr(m, "state") and hasattr(m, "reset")]
     try:
         with torch.no_grad(), rec:
             x = sample.detach().clone()
@@ -164,6 +171,8 @@ def trace(model: nn.Module, sample: torch.Tensor):
             out = model(x)
     finally:
         model.train(was_training)
+        for m, state in states:
+            m.state = state
         for h in handles:
             h.remove()
     if not isinstance(out, torch.Tensor):
