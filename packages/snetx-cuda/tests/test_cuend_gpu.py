@@ -265,3 +265,22 @@ def test_step_streaming_on_gpu_equals_the_multi_step_call():
     whole = lif(x)
     steps = torch.stack([lif.step(x[:, t]) for t in range(10)], 1)
     assert torch.equal(whole, steps)
+
+
+@pytest.mark.parametrize("make", [lambda: cu.LIF(), lambda: cu.LIF(v_reset=None), lambda: cu.PLIF(tau=2.0)])
+def test_double_backward_through_the_cuda_op_raises(make):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), make(), torch.nn.Linear(6, 2)).cuda().double()
+    x = (torch.rand(3, 5, 4, dtype=torch.float64, device="cuda") * 2).requires_grad_()
+    (g,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="fused LIF's backward is not differentiable"):
+        g.pow(2).sum().backward()
+    (g,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        torch.autograd.grad(g.pow(2).sum(), net[0].weight)
+
+
+def test_state_on_another_device_is_refused():
+    x = torch.rand(2, 3, 4, device="cuda")
+    with pytest.raises(ValueError, match="u0 is on cpu, but the input is on cuda"):
+        cu.lif(x, u0=torch.zeros(2, 4))
