@@ -215,7 +215,7 @@ def test_kill_9_during_a_build_stops_the_compiler_and_the_next_build_cleans_up(t
     # the long-running part is a child of the driver, as cc1plus is of g++
     cxx.write_text(
         '#!/bin/sh\ncase "$1" in --version) echo fake;; '
-        f'*) sleep 300 & echo $! > {pidfile}; wait;; esac\n'
+        f"*) sleep 300 & echo $! > {pidfile}; wait;; esac\n"
     )
     cxx.chmod(0o755)
     cache = tmp_path / "cache"

@@ -120,7 +120,8 @@ def test_malformed_graphs_name_the_node_and_field(nodes, edges, expected):
 @pytest.mark.parametrize("dt", [np.float32(1e-4), np.float64(1e-4), torch.tensor(1e-4), 1e-4])
 def test_dt_may_be_any_real_number_type(dt):
     g = _graph({"input": nir.Input(np.array([3])), "n": _lif(tau=np.full(3, 1e-3)),
-                "output": nir.Output(np.array([3]))}, [("input", "n"), ("n", "output")])  # fmt: skip
+                "output": nir.Output(np.array([3]))},
+               [("input", "n"), ("n", "output")])  # fmt: skip
     x = torch.full((1, 3, 3), 20.0)
     # tau = 10 dt: decay 0.9, input scale 0.1: 2 then 2 + 1.8 -> fires at step 1
     assert snir.load(g, dt=dt)(x)[0, :, 0].tolist() == [1.0, 1.0, 1.0]

@@ -267,7 +267,9 @@ def test_step_streaming_on_gpu_equals_the_multi_step_call():
     assert torch.equal(whole, steps)
 
 
-@pytest.mark.parametrize("make", [lambda: cu.LIF(), lambda: cu.LIF(v_reset=None), lambda: cu.PLIF(tau=2.0)])
+@pytest.mark.parametrize(
+    "make", [lambda: cu.LIF(), lambda: cu.LIF(v_reset=None), lambda: cu.PLIF(tau=2.0)]
+)
 def test_double_backward_through_the_cuda_op_raises(make):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 6), make(), torch.nn.Linear(6, 2)).cuda().double()

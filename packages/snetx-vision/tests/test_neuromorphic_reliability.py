@@ -37,8 +37,12 @@ def _write_shd(path, units, labels, unit_dtype=np.uint16, keys=("spikes/times", 
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
         times = [np.linspace(0, 0.5, len(u)) for u in units]
-        f.create_dataset(keys[0], data=_ragged(times, np.float16), dtype=h5py.vlen_dtype(np.float16))
-        f.create_dataset(keys[1], data=_ragged(units, unit_dtype), dtype=h5py.vlen_dtype(unit_dtype))
+        f.create_dataset(
+            keys[0], data=_ragged(times, np.float16), dtype=h5py.vlen_dtype(np.float16)
+        )
+        f.create_dataset(
+            keys[1], data=_ragged(units, unit_dtype), dtype=h5py.vlen_dtype(unit_dtype)
+        )
         f.create_dataset("labels", data=np.array(labels, dtype=np.uint16))
         f.create_dataset("extra/keys", data=np.array([b"k%d" % j for j in range(20)]))
         f.create_dataset("extra/speaker", data=np.zeros(len(units), dtype=np.uint16))
@@ -47,7 +51,9 @@ def _write_shd(path, units, labels, unit_dtype=np.uint16, keys=("spikes/times", 
 def _shd(root, units_test=None, labels_test=None, **kw):
     make_shd(root)
     if units_test is not None:
-        _write_shd(root / "SHD" / "shd_test.h5", units_test, labels_test or [0] * len(units_test), **kw)
+        _write_shd(
+            root / "SHD" / "shd_test.h5", units_test, labels_test or [0] * len(units_test), **kw
+        )
 
 
 # ---- 4. out-of-range events and labels -------------------------------------------------
@@ -59,7 +65,9 @@ def test_negative_dvs_coordinate_names_file_sample_and_field(tmp_path):
     ev = np.load(path)
     ev[3, 0] = -5  # x
     np.save(path, ev)
-    with pytest.raises(DatasetCorruptError, match=rf"{path.name}: sample 0: event 3 has x = -5, outside 0..127"):
+    with pytest.raises(
+        DatasetCorruptError, match=rf"{path.name}: sample 0: event 3 has x = -5, outside 0..127"
+    ):
         neuromorphic.dvs_gesture_dataset(tmp_path, 2, 2, 4, **LOAD)
 
 
@@ -87,7 +95,9 @@ def test_polarities_other_than_0_1_or_minus_1_are_refused():
 
 def test_negative_or_too_large_shd_unit(tmp_path):
     _shd(tmp_path, units_test=[[1, 2, -1], [3]], unit_dtype=np.int16)
-    with pytest.raises(DatasetCorruptError, match=r"shd_test.h5: sample 0: event 2 has unit = -1, outside 0..699"):
+    with pytest.raises(
+        DatasetCorruptError, match=r"shd_test.h5: sample 0: event 2 has unit = -1, outside 0..699"
+    ):
         neuromorphic.shd_dataset(tmp_path, 2, 2, 4, **LOAD)
     _shd(tmp_path, units_test=[[1, 700], [3]])
     with pytest.raises(DatasetCorruptError, match=r"unit = 700, outside 0..699"):
@@ -101,10 +111,14 @@ def test_labels_out_of_range_are_refused_before_any_frame_is_computed(tmp_path, 
     make_dvs_gesture(tmp_path)
     src = _first_dvs(tmp_path, "ibmGestureTest")
     os.rename(src, src.with_name("15.npy"))  # tonic reads the label from the file name
-    with pytest.raises(DatasetCorruptError, match=r"15.npy: sample \d+ has label 15, outside 0..10"):
+    with pytest.raises(
+        DatasetCorruptError, match=r"15.npy: sample \d+ has label 15, outside 0..10"
+    ):
         neuromorphic.dvs_gesture_dataset(tmp_path, 2, 2, 4, **LOAD)
     _shd(tmp_path / "shd", units_test=[[1], [2]], labels_test=[0, 25])
-    with pytest.raises(DatasetCorruptError, match=r"shd_test.h5: sample 1 has label 25, outside 0..19"):
+    with pytest.raises(
+        DatasetCorruptError, match=r"shd_test.h5: sample 1 has label 25, outside 0..19"
+    ):
         neuromorphic.shd_dataset(tmp_path / "shd", 2, 2, 4, **LOAD)
     assert calls == []  # both splits' labels are checked before the cache fill
 
@@ -154,7 +168,10 @@ def _damage(kind, root):
         base = make_cifar10_dvs(root, per_class=10, events=5)
         path = sorted(base.rglob("*.aedat4"))[0]
         path.write_bytes(b"#!AER-DAT4.0\r\n" + os.urandom(200))
-        return ["--dataset", "cifar10dvs", "--T", "2", "--size", "16"], [path.name, "cannot be read"]
+        return ["--dataset", "cifar10dvs", "--T", "2", "--size", "16"], [
+            path.name,
+            "cannot be read",
+        ]
     make_cifar10_dvs(root, per_class=1, events=5)
     return ["--dataset", "cifar10dvs", "--T", "2", "--size", "16"], ["too few samples"]
 
@@ -165,7 +182,9 @@ KINDS = [
 ]  # fmt: skip
 # each kind in the main process; one per format also in loader workers, whose errors
 # reach the main process wrapped in a worker traceback
-CASES = [(k, "0") for k in KINDS] + [(k, "2") for k in ("nmnist x=40", "dvs pickled", "shd unit 700")]
+CASES = [(k, "0") for k in KINDS] + [
+    (k, "2") for k in ("nmnist x=40", "dvs pickled", "shd unit 700")
+]
 
 
 @pytest.mark.parametrize("kind,workers", CASES)
@@ -216,9 +235,7 @@ def _one_sample_loaders(root, cache_dir=None):
 
 def _expected(made, T=4):
     label, x, y, t, p = made["Test"][0]
-    return neuromorphic.integrate(
-        np.rec.fromarrays([x, y, t, p], names="x,y,t,p"), (34, 34, 2), T
-    )
+    return neuromorphic.integrate(np.rec.fromarrays([x, y, t, p], names="x,y,t,p"), (34, 34, 2), T)
 
 
 def test_a_world_writable_cache_root_gets_a_private_folder_inside(tmp_path):
@@ -332,7 +349,9 @@ def test_a_complete_cache_on_a_read_only_mount_is_used_without_writing(tmp_path)
     if subprocess.run(["mount", "--bind", str(cache), str(ro)], capture_output=True).returncode:
         pytest.skip("cannot bind-mount here")
     try:
-        if subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], capture_output=True).returncode:
+        if subprocess.run(
+            ["mount", "-o", "remount,ro,bind", str(ro)], capture_output=True
+        ).returncode:
             pytest.skip("cannot remount read-only here")
         _, test = _one_sample_loaders(tmp_path / "data", ro)  # no warning, no error
         np.testing.assert_array_equal(test.dataset[0][0].numpy(), _expected(made))
@@ -342,7 +361,15 @@ def test_a_complete_cache_on_a_read_only_mount_is_used_without_writing(tmp_path)
 
 def test_the_training_command_takes_a_cache_dir(tmp_path):
     make_nmnist(tmp_path / "data", per_split=(8, 4))
-    argv = ["--dataset", "nmnist", "--data-dir", str(tmp_path / "data"), "--no-download", "--T", "2"]
+    argv = [
+        "--dataset",
+        "nmnist",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--no-download",
+        "--T",
+        "2",
+    ]
     argv += ["--batch-size", "2", "--epochs", "1", "--quiet", "--no-plots", "--workers", "0"]
     assert main([*argv, "--cache-dir", str(tmp_path / "frames"), "--out", str(tmp_path / "r")]) == 0
     assert len(list((tmp_path / "frames").rglob("*.npz"))) == 12
@@ -365,7 +392,9 @@ def small_disk(tmp_path):
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
-def test_a_full_disk_while_caching_says_so_and_leaves_no_partial_entry(tmp_path, small_disk, capsys, workers):
+def test_a_full_disk_while_caching_says_so_and_leaves_no_partial_entry(
+    tmp_path, small_disk, capsys, workers
+):
     make_nmnist(tmp_path / "data", per_split=(8, 4))
     argv = ["--dataset", "nmnist", "--data-dir", str(tmp_path / "data"), "--no-download"]
     argv += ["--batch-size", "2", "--epochs", "1", "--quiet", "--no-plots", "--workers", workers]

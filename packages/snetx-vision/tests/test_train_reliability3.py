@@ -154,7 +154,10 @@ def test_malformed_checkpoint_is_refused_naming_the_field(finished, tmp_path, ca
     [
         (lambda c: c.update(args=list(c["args"].items())), "field 'args'"),
         (lambda c: c["args"].update(model="nosuchnet"), "unknown model 'nosuchnet'"),
-        (lambda c: c["model"].update({k: v.reshape(-1)[:1] for k, v in c["model"].items()}), "do not fit"),
+        (
+            lambda c: c["model"].update({k: v.reshape(-1)[:1] for k, v in c["model"].items()}),
+            "do not fit",
+        ),
     ],
 )
 def test_export_of_a_malformed_checkpoint_exits_2(finished, tmp_path, capsys, change, expected):
@@ -227,7 +230,10 @@ def test_resume_with_other_workers_and_random_augmentation_is_refused(tmp_path, 
         (["--out", "  "], "--out must name a folder"),
         (["--split-by", "time"], "--split-by applies to the event and spike datasets"),
         (["--cache-dir", "x"], "--cache-dir applies to the event and spike datasets"),
-        (["--recipe", "tet-cifar10dvs-vggsnn", "--dataset", "digits"], "--recipe tet-cifar10dvs-vggsnn sets"),
+        (
+            ["--recipe", "tet-cifar10dvs-vggsnn", "--dataset", "digits"],
+            "--recipe tet-cifar10dvs-vggsnn sets",
+        ),
     ],
 )
 def test_options_that_cannot_work_exit_2_in_one_line(tmp_path, capsys, argv, expected):

@@ -222,7 +222,8 @@ class _Builder:
             feeders = [self.nodes.get(s) for s in node.sources]  # None: the graph input
             foldable = all(
                 f is not None
-                and f.kind in _WEIGHTED and [c.name for c in self.consumers(f.name)] == [node.name]
+                and f.kind in _WEIGHTED
+                and [c.name for c in self.consumers(f.name)] == [node.name]
                 for f in feeders
             )
             per_channel = r.reshape(r.shape[0], -1)

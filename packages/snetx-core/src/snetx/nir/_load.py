@@ -211,7 +211,11 @@ def _dt(dt):
         dt = dt.item()
     if isinstance(dt, np.generic):
         dt = dt.item()
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
+    if (
+        isinstance(dt, bool)
+        or not isinstance(dt, (int, float))
+        or not (math.isfinite(dt) and dt > 0)
+    ):
         raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
     return float(dt)
 

@@ -12,7 +12,8 @@ small ``u0`` and ``kf``: the input ``x`` itself. The backward recomputes the cha
 from it: in cache on the host kernel (8 bytes per float32 element forward, 12 backward,
 no ``h`` written), with one more eager forward on the eager path. Under ``torch.compile``
 the traced forward keeps ``h``. Evaluation (no graph to record) keeps nothing. The
-backward is not differentiable: a double backward raises :data:`DOUBLE_BACKWARD`. The backward also gives the gradients of
+backward is not differentiable: a double backward raises :data:`DOUBLE_BACKWARD`.
+The backward also gives the gradients of
 ``u0`` and of ``kf`` (each neuron's share summed over the batch by torch, so the result
 has the same bits run to run).
 """

@@ -7,7 +7,6 @@ from typing import Optional, Tuple
 
 import numpy as np
 import torch
-
 from snetx.snn._fused import no_double_backward
 
 from . import _compile

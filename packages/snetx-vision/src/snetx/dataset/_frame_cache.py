@@ -178,7 +178,9 @@ class FrameCache:
             st = path.lstat()
         except FileNotFoundError:
             return None
-        why = _why_untrusted(st, path) or (None if stat.S_ISREG(st.st_mode) else f"{path} is not a file")
+        why = _why_untrusted(st, path) or (
+            None if stat.S_ISREG(st.st_mode) else f"{path} is not a file"
+        )
         if why is not None:
             self._recompute(why)
             return None

@@ -500,9 +500,7 @@ def _loaders(
         sources = _split_sources(key, data_dir, may_download)
         for source, split, tf in zip(sources, ("train", "test"), (train_tf, test_tf)):
             name = f"{key}-{split}"
-            frames = FrameDataset(
-                source, sensor, T, split_by, size, cache_root, name, tf, classes
-            )
+            frames = FrameDataset(source, sensor, T, split_by, size, cache_root, name, tf, classes)
             sets.append(frames)
         if fill:  # after both splits' labels are checked: a bad label costs no fill
             for frames in sets:

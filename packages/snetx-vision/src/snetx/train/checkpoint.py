@@ -252,7 +252,8 @@ def validate(obj):
               "args", "a dict of options")  # fmt: skip
         for key in ("dataset", "model"):
             _need(isinstance(obj["args"].get(key), str), f"args.{key}", "a name")
-        _need(isinstance(obj["model"], dict) and all(torch.is_tensor(v) for v in obj["model"].values()),
+        model = obj["model"]
+        _need(isinstance(model, dict) and all(torch.is_tensor(v) for v in model.values()),
               "model", "a dict of tensors")  # fmt: skip
         opt = obj["optimizer"]
         _need(isinstance(opt, dict) and isinstance(opt.get("state"), dict)

@@ -321,7 +321,9 @@ def _check(args, given):
 def _check_out(args):
     """Choose the output folder; refuse to mix a fresh run into an existing one."""
     if args.resume and args.overwrite:
-        raise UsageError("--resume continues the run in --out and --overwrite replaces it: choose one")
+        raise UsageError(
+            "--resume continues the run in --out and --overwrite replaces it: choose one"
+        )
     if args.out is None:
         base = os.path.join("runs", f"{args.dataset}-{args.model}")
         if args.resume:

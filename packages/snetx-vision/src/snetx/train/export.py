@@ -58,7 +58,9 @@ def export(argv):
         data = datasets.get(run.dataset)
         model = build.model(run, build.surrogate_alpha(run)[0])
     except (ValueError, TypeError, AttributeError) as e:
-        raise UsageError(f"--checkpoint {args.checkpoint}: cannot rebuild its model ({e})") from None
+        raise UsageError(
+            f"--checkpoint {args.checkpoint}: cannot rebuild its model ({e})"
+        ) from None
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError) as e:

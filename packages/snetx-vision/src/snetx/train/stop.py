@@ -38,7 +38,9 @@ class StopRequest:
     def _handler(self, signum, frame):
         name = NAMES.get(signum, f"signal {signum}")
         if not self.armed:
-            raise Interrupted(f"stopped by {name} before training started; nothing saved", CODES[signum])
+            raise Interrupted(
+                f"stopped by {name} before training started; nothing saved", CODES[signum]
+            )
         if self.requested:
             raise Interrupted(
                 f"stopped at once by a second {name}; the last checkpoint written is kept "

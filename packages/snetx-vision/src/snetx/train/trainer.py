@@ -13,7 +13,8 @@ resumed run are then bit-identical to those of an uninterrupted one.
 
 Stopping. Ctrl-C (SIGINT) or SIGTERM asks the loop to stop at the next safe point (a
 batch, in training or evaluation): it writes a checkpoint and exits with code 130 (143 for
-SIGTERM); a second signal aborts at once, keeping the last checkpoint. Under DDP the request is shared by all ranks so they stop together. A
+SIGTERM); a second signal aborts at once, keeping the last checkpoint. Under DDP the
+request is shared by all ranks so they stop together. A
 non-finite training loss stops the run before the optimiser applies it, with a
 checkpoint of the last finite state. For tests, ``SNETX_TRAIN_INTERRUPT_AT`` makes a
 stop request at a global training step (``"30"``) or in an epoch's evaluation
