@@ -109,6 +109,8 @@ def tests(session: nox.Session) -> None:
     """All distributions, CPU tests (gpu-marked tests skip with a reason)."""
     install_editable(session, COMBOS["all"])
     run_pytest(session, COMBOS["all"])
+    # repository-level checks that need every distribution (the benchmark charts' data)
+    session.run("python", "-m", "pytest", "-q", str(ROOT / "tests" / "test_benchmark_results.py"))
     with session.chdir(ROOT / "test"):  # the original documented smoke test: README examples
         session.run("python", "main.py")
 

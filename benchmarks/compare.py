@@ -158,7 +158,8 @@ def fwd_bwd(fn, x, g):
     return run
 
 
-def lif_rows(libs, repeats, shapes, bandwidth):
+def lif_rows(libs, repeats, shapes, bandwidth, records):
+    """(Markdown table, notes); one dict per row is appended to ``records``."""
     rows, notes = [], []
     for shape in shapes:
         torch.manual_seed(0)
@@ -191,6 +192,16 @@ def lif_rows(libs, repeats, shapes, bandwidth):
                 saved_bytes(lambda v, fn=fn: fn(v), inp.detach().requires_grad_()),
             )
         for name, (t, saved) in times.items():
+            records.append(
+                {
+                    "shape": "x".join(map(str, shape)),
+                    "library": name,
+                    "ms": round(t * 1e3, 2),
+                    "vs_fastest_snetx": round(t / ref_time, 3),
+                    "vs_roofline": round(t / roofline, 3),
+                    "saved_mib": round(saved / 2**20, 1),
+                }
+            )
             rows.append(
                 [
                     "x".join(map(str, shape)),
@@ -259,7 +270,7 @@ def small_cnn(neuron):
     )
 
 
-def train_rows(repeats, batch=64, T=4):
+def train_rows(repeats, records, batch=64, T=4):
     makers = {"snetx": _SnetxLIF}
     for name, (make, _) in LIBRARIES.items():
         try:
@@ -286,6 +297,10 @@ def train_rows(repeats, batch=64, T=4):
         t = median_time(step, repeats)
         base = base or t
         rows.append([name, f"{t * 1e3:.1f}", f"{batch / t:.0f}", f"{t / base:.2f}x"])
+        records.append(
+            {"library": name, "ms": round(t * 1e3, 2), "images_per_s": round(batch / t),
+             "vs_snetx": round(t / base, 3)}
+        )  # fmt: skip
     return markdown_table(["library", "step ms", "images/s", "time vs snetx"], rows)
 
 
@@ -294,17 +309,22 @@ class _SnetxLIF(nn.Module):
         return F.lif(x, TAU)
 
 
-def main(argv=None):
+def run(argv=None):
+    """(Markdown text, data): the tables, and the same numbers as JSON-ready dicts
+    (``threads``, ``bandwidth_gbs``, ``lif_cpu``, ``train_step``; see results.py)."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="smallest shape only (a smoke run)")
+    p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     libs = available()
     bandwidth = copy_bandwidth()
     shapes = SHAPES[:1] if args.quick else SHAPES
-    lif_table, notes = lif_rows(libs, args.repeats, shapes, bandwidth)
+    data = {"threads": args.threads, "bandwidth_gbs": round(bandwidth / 1e9, 2)}
+    data["lif_cpu"], data["train_step"] = [], []
+    lif_table, notes = lif_rows(libs, args.repeats, shapes, bandwidth, data["lif_cpu"])
     out = [
         f"### Multi-step LIF, CPU, float32, {args.threads} threads "
         f"(copy bandwidth {bandwidth / 1e9:.1f} GB/s)",
@@ -324,10 +344,20 @@ def main(argv=None):
     out += [
         "### Training step (conv-BN-LIF x2, TET, SGD), batch 64, T = 4, 1x28x28",
         "",
-        train_rows(args.repeats),
+        train_rows(args.repeats, data["train_step"]),
         "",
     ]
     text = "\n".join(out)
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
+    return text, data
+
+
+def main(argv=None):
+    text, _ = run(argv)
     print(text)
     return text
 

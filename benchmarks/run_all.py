@@ -7,6 +7,7 @@ python benchmarks/run_all.py [--quick]
 import argparse
 import datetime
 import importlib.metadata as md
+import json
 import os
 import platform
 import subprocess
@@ -86,7 +87,8 @@ def main(argv=None):
         lif_cpu.main(["--repeats", "3" if args.quick else "7"]),
         "",
     ]
-    sections += ["## Side by side", "", compare.main(["--quick"] if args.quick else []), ""]
+    side_by_side, data = compare.run(["--quick"] if args.quick else [])
+    sections += ["## Side by side", "", side_by_side, ""]
     if torch.cuda.is_available():
         import lif_gpu
 
@@ -97,7 +99,21 @@ def main(argv=None):
     text = "\n".join(sections) + "\n"
     with open(args.out, "w") as f:
         f.write(text)
-    print(f"wrote {args.out}")
+    # the same numbers as data, for the documentation's charts (benchmarks/results.py)
+    meta = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": f"{_cpu()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
+        "threads": data.pop("threads"),
+        "bandwidth_gbs": data.pop("bandwidth_gbs"),
+        "allocator": "default glibc"
+        if "MALLOC_MMAP_THRESHOLD_" not in os.environ
+        else "tuned (MALLOC_MMAP_THRESHOLD_)",
+        "versions": sections[5].split(": ", 1)[1],
+    }
+    out_json = os.path.splitext(args.out)[0] + ".json"
+    with open(out_json, "w") as f:
+        json.dump({"meta": meta, **data}, f, indent=1)
+    print(f"wrote {args.out} and {out_json}")
 
 
 if __name__ == "__main__":

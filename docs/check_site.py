@@ -33,6 +33,40 @@ class Page(HTMLParser):
                 self.links.append(attrs[key])
 
 
+class VisibleText(HTMLParser):
+    """The text a reader sees: no scripts, styles or MathJax's hidden assistive copies."""
+
+    HIDDEN = {"script", "style", "mjx-assistive-mml", "noscript", "template"}
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.parts = 0, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.HIDDEN:
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        if tag in self.HIDDEN and self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.parts.append(data)
+
+
+#: what raw TeX looks like when math did not render
+RAW_TEX = ("\\[", "\\(", "\\begin")
+
+
+def raw_tex(dom: str):
+    """The raw-TeX markers left in the visible text of a rendered DOM."""
+    parser = VisibleText()
+    parser.feed(dom)
+    text = "".join(parser.parts)
+    return [m for m in RAW_TEX if m in text]
+
+
 def parse(path):
     page = Page()
     page.feed(path.read_text(errors="replace"))
@@ -97,7 +131,8 @@ def render(chrome, page: Path, shot: Path):
 # page -> texts its rendered DOM must contain
 EXPECT = {
     "index.html": ["snetx", "Equations and gradients", "API reference"],
-    "api/snn.html": ["snetx.snn.neuron.LIF", "SpikingNeuron", "TETLoss"],
+    "api/snn.html": ["snetx.snn.neuron.LIF", "SpikingNeuron", "TETLoss", "mjx-container"],
+    "specification.html": ["mjx-container"],
     "tutorials/plot_3_training_command.html": ["exit code 0", "test acc"],
 }
 
@@ -122,6 +157,8 @@ def main(site):
             missing = [t for t in texts if t not in dom]
             if not dom.strip() or missing:
                 problems.append(f"{rel}: rendered page lacks {missing or 'everything'}")
+            elif raw_tex(dom):  # MathJax did not run (e.g. loaded from a network not there)
+                problems.append(f"{rel}: math shows as raw TeX ({', '.join(raw_tex(dom))})")
             elif not (shots / (rel.replace("/", "_") + ".png")).is_file():
                 problems.append(f"{rel}: no screenshot")
         print(f"check_site: rendered {len(EXPECT)} pages in {chrome}; screenshots in {shots}")

@@ -15,6 +15,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax 3 copied into the site: math renders offline
     "myst_parser",
     "sphinx_gallery.gen_gallery",
 ]
@@ -46,10 +47,8 @@ os.environ.setdefault("SNETX_DOCS_BUILD", "1")
 
 html_theme = "furo"
 html_title = f"snetx {release}"
-# the site must work offline: no external fonts or scripts other than MathJax
-mathjax_path = os.environ.get(
-    "SNETX_MATHJAX", "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
-)
+# the site works offline: MathJax comes from the sphinx-mathjax-offline package (it sets
+# mathjax_path to its copy in _static); no external fonts or scripts
 nitpicky = False
 
 
