@@ -29,7 +29,8 @@ fig, ax = plt.subplots(figsize=(8, 3.5))
 shapes, libraries = results.lif_chart(data, ax)
 fig.tight_layout()
 for r in data["lif_cpu"]:
-    print(f"{r['shape']:>12} {r['library']:<14} {r['ms']:8.1f} ms  {r['vs_roofline']:.2f}x roofline")
+    ms, roof = r["ms"], r["vs_roofline"]
+    print(f"{r['shape']:>12} {r['library']:<14} {ms:8.1f} ms  {roof:.2f}x roofline")
 
 # %%
 # One training step of a small spiking CNN (conv-BN-LIF x2, TET loss, SGD), batch 64.
