@@ -93,7 +93,22 @@ def install_editable(session: nox.Session, parts) -> None:
         pip(session, "-e", str(PACKAGES[part]))
 
 
+REF_WHEELS = ROOT / ".nox" / "_ref"
+
+
+def reference_wheels(session: nox.Session) -> None:
+    """The original snetx 0.1.3 wheel (compatibility tests compare with it), fetched once
+    from the registry; the tests skip with a reason when it cannot be had."""
+    if not list(REF_WHEELS.glob("snetx-0.1.3-*.whl")):
+        subprocess.call(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(REF_WHEELS),
+             "snetx==0.1.3"]
+        )  # fmt: skip
+    session.env["SNETX_REF_WHEELS"] = str(REF_WHEELS)
+
+
 def run_pytest(session: nox.Session, parts, *extra: str) -> None:
+    reference_wheels(session)
     paths = [str(PACKAGES[p] / "tests") for p in parts]
     srcs = [str(PACKAGES[p] / "src" / "snetx") for p in parts]
     session.run("python", "-m", "pytest", *paths, *extra, *session.posargs)

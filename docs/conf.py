@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # for sphinx_gallery's scrapers,
 
 project = "snetx"
 author = "the snetx developers"
+copyright = "2023-2026, the snetx developers"
 release = version = (ROOT / "VERSION").read_text().strip()
 
 extensions = [
@@ -21,7 +22,8 @@ extensions = [
 ]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "tutorials_src/README.txt"]
+# _generated/ holds pages included elsewhere, not pages of their own (no title of theirs)
+exclude_patterns = ["_build", "tutorials_src/README.txt", "_generated"]
 
 autodoc_member_order = "bysource"
 # torch.autograd.Function's own methods (forward, backward, ...) are torch's to document
@@ -29,6 +31,10 @@ autodoc_default_options = {
     "exclude-members": "forward, backward, jvp, vjp, vmap, setup_context, apply, mark_dirty",
 }
 autodoc_typehints = "description"
+# defaults as written in the source (sg="arctan"), not the repr of the objects they are
+autodoc_preserve_defaults = True
+# a neuron's docstring is its own: torch's inherited ones (extra_repr, ...) stay torch's
+autodoc_inherit_docstrings = False
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 

@@ -100,7 +100,7 @@ class DirectEncoder(nn.Module):
         return f"T={self.T}"
 
 
-def TETLoss(criterion, target, output, lamb=1e-3, phi=1.0):
+def TETLoss(criterion, target, output, lamb=1e-3, phi=1.0, regularizer="mse"):
     r"""Temporal Efficient Training loss (Deng et al., ICLR 2022).
 
     .. math::
@@ -111,8 +111,11 @@ def TETLoss(criterion, target, output, lamb=1e-3, phi=1.0):
         criterion: per-step loss, e.g. ``nn.CrossEntropyLoss()``.
         target: labels of shape ``N`` (whatever ``criterion`` takes).
         output: per-step logits, ``N x T x C``.
-        lamb (float): weight of the MSE regulariser. Default 1e-3.
-        phi (float): the regulariser's target value. Default 1.0.
+        lamb (float): weight of the regulariser. Default 1e-3.
+        phi (float): the MSE regulariser's target value. Default 1.0.
+        regularizer (str): ``"mse"`` (default), the paper's :math:`\mathrm{MSE}(O, \phi)`;
+            ``"mean"``, snetx 0.1.3's term :math:`\mathcal{L}_{CE}(\frac{1}{T}\sum_t O(t),
+            y)` (the criterion on the mean output), to reproduce a run of that version.
 
     Example::
 
@@ -130,7 +133,12 @@ def TETLoss(criterion, target, output, lamb=1e-3, phi=1.0):
         raise ValueError(f"TETLoss needs at least one time step, got output {tuple(output.shape)}")
     _check_lamb(lamb)
     per_step = sum(criterion(output[:, t], target) for t in range(T)) / T
-    reg = F.mse_loss(output, torch.full_like(output, phi))
+    if regularizer == "mse":
+        reg = F.mse_loss(output, torch.full_like(output, phi))
+    elif regularizer == "mean":
+        reg = criterion(output.mean(1), target)
+    else:
+        raise ValueError(f"regularizer must be 'mse' or 'mean', got {regularizer!r}")
     return (1 - lamb) * per_step + lamb * reg
 
 
@@ -152,15 +160,19 @@ class TET:
         torch.Size([])
     """
 
-    def __init__(self, criterion, lamb=1e-3, phi=1.0):
+    def __init__(self, criterion, lamb=1e-3, phi=1.0, regularizer="mse"):
         _check_lamb(lamb)
+        if regularizer not in ("mse", "mean"):
+            raise ValueError(f"regularizer must be 'mse' or 'mean', got {regularizer!r}")
         self.criterion, self.lamb, self.phi = criterion, lamb, phi
+        self.regularizer = regularizer
 
     def __call__(self, target, output):
-        return TETLoss(self.criterion, target, output, self.lamb, self.phi)
+        return TETLoss(self.criterion, target, output, self.lamb, self.phi, self.regularizer)
 
     def __repr__(self):
-        return f"TET(criterion={self.criterion!r}, lamb={self.lamb}, phi={self.phi})"
+        extra = "" if self.regularizer == "mse" else f", regularizer={self.regularizer!r}"
+        return f"TET(criterion={self.criterion!r}, lamb={self.lamb}, phi={self.phi}{extra})"
 
 
 class AlphaSchedule:
