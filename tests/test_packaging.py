@@ -87,7 +87,7 @@ def test_install_combination(case, tmp_path):
             assert result[name] == "ok", (name, result[name])
         else:
             assert result[name].startswith("missing"), (name, result[name])
-            assert f"pip install {PROVIDER[name]}" in result[name]
+            assert f"pip install ./packages/{PROVIDER[name]}" in result[name]
     if "dataset" not in present:
         assert "snetx-vision" in result["import snetx.dataset.vision"]
     listed = subprocess.check_output([str(python), "-m", "pip", "list", "--format=json"], text=True)
@@ -167,3 +167,98 @@ def test_long_descriptions_have_no_links_that_break_on_the_index():
         text = _wheel_meta(name).get_payload()
         assert "](../" not in text and "shared/SPEC" not in text, name
         assert len(text) > 200, name  # a real description, not a pointer
+
+
+def _stand_in_013(folder: Path) -> Path:
+    """A wheel shaped like the old single-package snetx 0.1.3: its own snetx/__init__.py
+    and snetx/snn/__init__.py, importing a module that is not installed (0.1.3 needs
+    torchvision and termcolor at import)."""
+    wheel = folder / "snetx-0.1.3-py3-none-any.whl"
+    info = "snetx-0.1.3.dist-info"
+    files = {
+        "snetx/__init__.py": "from . import dataset\n",
+        "snetx/dataset/__init__.py": "import torchvision_that_is_not_installed\n",
+        "snetx/snn/__init__.py": "from . import neuron\n",
+        "snetx/snn/neuron.py": "LIF = None\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: snetx\nVersion: 0.1.3\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+        z.writestr(f"{info}/RECORD", "".join(f"{n},,\n" for n in [*files, f"{info}/RECORD"]))
+    return wheel
+
+
+def test_the_old_single_package_over_the_namespace_is_named_with_the_fix(tmp_path):
+    python = _fresh_venv(tmp_path / "venv")
+    pip = [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(DIST)]
+    subprocess.check_call([*pip, "snetx-vision"])
+    # what 'pip install "snetx[all]"' did before 0.2 was published: 0.1.3 over our files
+    subprocess.check_call([*pip, str(_stand_in_013(tmp_path))])
+    proc = subprocess.run(
+        [str(python), "-c", "from snetx.snn import neuron"], capture_output=True, text=True
+    )
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "old single-package snetx 0.1.3" in last and "pip uninstall -y snetx" in last, last
+    assert "torchvision_that_is_not_installed" not in proc.stderr  # the cause, not the symptom
+    bindir = python.parent
+    cmd = subprocess.run([str(bindir / "snetx-train"), "--help"], capture_output=True, text=True)
+    assert cmd.returncode == 2, cmd.stderr
+    assert cmd.stderr.strip().count("\n") == 0 and "pip uninstall -y snetx" in cmd.stderr
+    # the fix, as the message says, works
+    subprocess.check_call(
+        [str(python), "-m", "pip", "uninstall", "-q", "-y", "snetx", "snetx-core", "snetx-vision"]
+    )
+    subprocess.check_call([*pip, "snetx-vision"])
+    subprocess.check_call([str(python), "-c", "from snetx.snn import neuron; neuron.LIF()"])
+
+
+def test_the_guard_is_quiet_with_the_02_meta_distribution(tmp_path):
+    python = _fresh_venv(tmp_path / "venv")
+    subprocess.check_call(
+        [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(DIST),
+         "snetx[nir]"]
+    )  # fmt: skip
+    out = subprocess.check_output(
+        [str(python), "-c", "import sys, snetx.snn; print(type(sys.meta_path[0]).__name__)"],
+        text=True,
+    )
+    assert out.strip() == "Guard"  # installed by the .pth, and it let snetx import
+
+
+def _install_commands():
+    """Every 'pip install ./packages...' or git-URL command of the README and the docs'
+    install page, continuation lines joined, comments dropped, each once."""
+    commands = []
+    for doc in (ROOT / "README.md", ROOT / "docs" / "install.md"):
+        text = doc.read_text().replace("\\\n", " ")
+        for line in text.splitlines():
+            line = line.split("  #")[0].strip()
+            if line.startswith("pip install") and ("./packages" in line or "git+" in line):
+                line = " ".join(line.split())
+                if line not in commands:
+                    commands.append(line)
+    return commands
+
+
+def test_the_documented_install_commands_are_found():
+    commands = _install_commands()
+    assert any("git+file://$PWD#subdirectory=packages/snetx-core" in c for c in commands)
+    assert any('"./packages/snetx[all]"' in c for c in commands)
+    assert len(commands) >= 7, commands
+
+
+@pytest.mark.parametrize("command", _install_commands())
+def test_the_documented_install_commands_run_as_written(command, tmp_path):
+    """Run in the repository's root, as the docs say, in a fresh venv (torch & co. from
+    the shared install; pip fetches the build backend from the registry as it would)."""
+    python = _fresh_venv(tmp_path / "venv")
+    run = subprocess.run(
+        ["bash", "-c", command.replace("pip install", f"'{python}' -m pip install -q", 1)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    subprocess.check_call([str(python), "-c", "import snetx.snn; snetx.snn.neuron.LIF()"])

@@ -59,7 +59,7 @@ def test_missing_cupy_says_what_to_install(monkeypatch):
 
     monkeypatch.setattr(_runtime, "_checked", False)
     monkeypatch.setitem(sys.modules, "cupy", None)
-    with pytest.raises(ImportError, match=r"pip install 'snetx-cuda\[cuda12\]'"):
+    with pytest.raises(ImportError, match=r"pip install './packages/snetx-cuda\[cuda12\]'"):
         _runtime.require()
 
 

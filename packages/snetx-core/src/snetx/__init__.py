@@ -30,7 +30,7 @@ DISTRIBUTIONS = {
     "train": "snetx-vision",
 }
 
-__all__ = ["DISTRIBUTIONS", "__version__", *DISTRIBUTIONS]
+__all__ = ["DISTRIBUTIONS", "__version__", "install_hint", *DISTRIBUTIONS]
 
 
 def _read_version() -> str:
@@ -47,11 +47,24 @@ def _read_version() -> str:
 __version__ = _read_version()
 
 
+def install_hint(dist: str, extras: str = "") -> str:
+    """The command that installs ``dist`` (with ``extras``, e.g. ``"nir"``) as things are:
+    snetx 0.2 is not on the package registry yet, so from a clone of the repository.
+
+    >>> install_hint("snetx-core", "nir").split(" (")[0]
+    "pip install './packages/snetx-core[nir]'"
+    """
+    target = f"./packages/{dist}" + (f"[{extras}]" if extras else "")
+    if extras:
+        target = f"'{target}'"
+    return f"pip install {target} (from a snetx clone; snetx 0.2 is not on the registry yet)"
+
+
 def _missing_message(name: str) -> str:
     dist = DISTRIBUTIONS[name]
     return (
         f"snetx.{name} is provided by the '{dist}' distribution, which is not installed: "
-        f"pip install {dist}  (or pip install 'snetx[all]')"
+        + install_hint(dist)
     )
 
 

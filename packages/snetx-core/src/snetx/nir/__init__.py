@@ -1,4 +1,5 @@
-r"""Exchange with the neuromorphic ecosystem through NIR (``pip install 'snetx-core[nir]'``).
+r"""Exchange with the neuromorphic ecosystem through NIR (the extra ``[nir]``:
+``pip install './packages/snetx-core[nir]'`` from a clone).
 
 :func:`export` turns a snetx model into a ``nir.NIRGraph``; :func:`load` runs a NIR graph
 (one of ours, or one Norse, snnTorch, SpikingJelly, Sinabs, ... wrote) on ``N x T x ...``
@@ -51,7 +52,10 @@ Example::
 try:
     import nir as _nir  # noqa: F401
 except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError("snetx.nir needs the 'nir' package: pip install 'snetx-core[nir]'") from e
+    from snetx import install_hint
+
+    hint = install_hint("snetx-core", "nir")
+    raise ImportError(f"snetx.nir needs the 'nir' package: {hint}") from e
 
 from ._export import export
 from ._load import NIRImportError, NIRModule, load

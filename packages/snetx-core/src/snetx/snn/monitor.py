@@ -81,7 +81,7 @@ class FiringRateMonitor(HookSet):
 
 def raster_plot(spikes, ax=None, max_neurons=200, title=None):
     """Dot raster of a ``T x neurons`` (or ``T x ...``, flattened) spike tensor of one
-    sample. Returns the matplotlib Axes. Needs matplotlib (``pip install 'snetx-core[plot]'``)."""
+    sample. Returns the matplotlib Axes. Needs matplotlib (the extra ``[plot]``)."""
     try:
         import matplotlib
 
@@ -89,7 +89,10 @@ def raster_plot(spikes, ax=None, max_neurons=200, title=None):
             matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise ImportError("raster_plot needs matplotlib: pip install 'snetx-core[plot]'") from e
+        from snetx import install_hint
+
+        hint = install_hint("snetx-core", "plot")
+        raise ImportError(f"raster_plot needs matplotlib: {hint}") from e
     s = torch.as_tensor(spikes).detach().float().cpu()
     if s.dim() < 2:
         raise ValueError(f"raster_plot expects T x neurons, got shape {tuple(s.shape)}")

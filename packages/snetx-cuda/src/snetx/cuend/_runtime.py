@@ -10,9 +10,11 @@ def require():
     try:
         import cupy  # noqa: F401
     except ImportError as e:
+        from snetx import install_hint
+
         raise ImportError(
-            "snetx.cuend needs CuPy: pip install 'snetx-cuda[cuda12]' (CUDA 12) or "
-            "'snetx-cuda[cuda13]' (CUDA 13); on CPU use snetx.snn.neuron.LIF"
+            f"snetx.cuend needs CuPy: {install_hint('snetx-cuda', 'cuda12')} for CUDA 12 "
+            "([cuda13] for CUDA 13); on CPU use snetx.snn.neuron.LIF"
         ) from e
     import torch
 

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import torch
+from snetx import install_hint
 from torch.utils.data import Dataset
 
 __all__ = [
@@ -155,7 +156,7 @@ class Digits(Dataset):
             from sklearn.datasets import load_digits
         except ImportError as e:
             raise ImportError(
-                "digits_dataset needs scikit-learn: pip install 'snetx-vision[digits]'"
+                "digits_dataset needs scikit-learn: " + install_hint("snetx-vision", "digits")
             ) from e
         data = load_digits()
         images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0

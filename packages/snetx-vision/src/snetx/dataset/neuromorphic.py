@@ -76,9 +76,11 @@ def _tonic():
     try:
         import tonic  # noqa: F401
     except ImportError as e:
+        from snetx import install_hint
+
         raise ImportError(
             "snetx.dataset.neuromorphic reads datasets with tonic: "
-            "pip install 'snetx-vision[neuromorphic]'"
+            + install_hint("snetx-vision", "neuromorphic")
         ) from e
     import tonic.datasets
 

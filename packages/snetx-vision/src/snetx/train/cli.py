@@ -5,6 +5,7 @@ import math
 import os
 import sys
 
+from snetx import install_hint
 from snetx.dataset import augment as augments
 from snetx.dataset import registry as datasets
 from snetx.models import registry as models
@@ -308,7 +309,7 @@ def _check(args, given):
             import snetx.cuend  # noqa: F401
         except ImportError as e:
             raise UsageError(
-                f"--backend cuda needs snetx-cuda: pip install snetx-cuda ({e})"
+                f"--backend cuda needs snetx-cuda: {install_hint('snetx-cuda', 'cuda12')} ({e})"
             ) from None
     _check_cpu_kernel(args)
     from . import checkpoint

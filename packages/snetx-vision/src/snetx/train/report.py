@@ -2,6 +2,8 @@
 
 import sys
 
+from snetx import install_hint
+
 from . import config, outdir, plots
 
 
@@ -40,7 +42,7 @@ def write(out, history, rates, world, digests, no_plots=False, ops=None):
         except ImportError:
             print(
                 "snetx-train: matplotlib not installed, no plots "
-                "(pip install 'snetx-vision[plot]')",
+                f"({install_hint('snetx-vision', 'plot')})",
                 file=sys.stderr,
             )
     speed = result["mean_train_images_per_s"]
