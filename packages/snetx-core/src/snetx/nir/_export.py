@@ -299,10 +299,15 @@ class _Builder:
                 padding=np.array([0, 0]),
             )
         if node.kind == "flatten":
+            end = f["end_dim"]
+            # the last axis as -1, as NIR's own examples write it: Norse's importer shifts a
+            # positive end_dim past the batch axis it adds, and flattens the wrong axes
+            if end == len(node.in_shape) - 1:
+                end = -1
             return nir.Flatten(
                 input_type={"input": np.array(node.in_shape)},
                 start_dim=f["start_dim"],
-                end_dim=f["end_dim"],
+                end_dim=end,
             )
         fields = {k: v for k, v in f.items() if k != "metadata"}
         cls = nir.LIF if node.kind == "lif" else nir.IF

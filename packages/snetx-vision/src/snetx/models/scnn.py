@@ -1,6 +1,6 @@
 r"""A small spiking CNN for 8x8 (digits) and 28x28 (MNIST) inputs.
 
-Three conv-BN-LIF blocks (width, 2 width, 2 width) with a max-pool after the second,
+Three conv-BN-LIF blocks (width, 2 width, 2 width) with a 2x2 average pool after the second,
 an adaptive 4x4 average pool, and a linear read-out per time step.
 
 Example::
@@ -44,7 +44,7 @@ class SpikingCNN(nn.Module):
             neuron(),
             _block(width, 2 * width),
             neuron(),
-            Tosnn(nn.MaxPool2d(2)),
+            Tosnn(nn.AvgPool2d(2)),  # average, not max: NIR (and snetx-export) has it
             _block(2 * width, 2 * width),
             neuron(),
             Tosnn(nn.AdaptiveAvgPool2d(4)),
