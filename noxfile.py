@@ -111,7 +111,7 @@ def run_pytest(session: nox.Session, parts, *extra: str) -> None:
     reference_wheels(session)
     paths = [str(PACKAGES[p] / "tests") for p in parts]
     srcs = [str(PACKAGES[p] / "src" / "snetx") for p in parts]
-    session.run("python", "-m", "pytest", *paths, *extra, *session.posargs)
+    session.run("python", "-m", "pytest", "--durations=25", *paths, *extra, *session.posargs)
     if "-m" not in extra:
         # docstring examples, so documentation and code cannot drift
         session.run(

@@ -56,11 +56,20 @@ def library(cache):
     return lib
 
 
-@pytest.fixture
-def built(tmp_path):
-    cache = tmp_path / "cache"
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory):
+    """One fresh cache built by a real first use (a build takes 10-20 s on 2 cores)."""
+    cache = tmp_path_factory.mktemp("built") / "cache"
     proc, warnings, result = probe(cache)
     assert result == "RESULT True True", proc.stderr
+    return cache
+
+
+@pytest.fixture
+def built(built_once, tmp_path):
+    """A private copy of that cache (modes kept) for a test to damage."""
+    cache = tmp_path / "cache"
+    shutil.copytree(built_once, cache, symlinks=True)
     return cache
 
 
