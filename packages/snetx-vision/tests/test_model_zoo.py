@@ -197,3 +197,43 @@ def test_a_few_steps_on_synthetic_cifar_shaped_data_reduce_the_loss(name):
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-3:]) / 3 < 0.92 * losses[0], losses
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_registered_model_has_a_lowercase_builder(name):
+    import snetx.models as models
+    from snetx.snn import neuron
+
+    build = getattr(models, name)
+    assert name in models.__all__ and callable(build)
+    spec = registry.get(name)
+    channels, size = spec.default_input
+    options = {"connect": "ADD"} if "connect" in spec.options else {}
+    net = build(num_classes=7, **options)
+    same = spec.build(num_classes=7, in_channels=channels, neuron=neuron.LIF, size=size, **options)
+    assert type(net) is type(same)
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in same.parameters())
+    x = torch.rand(1, 1, channels, *size) if len(size) == 2 else torch.rand(1, 2, channels)
+    with torch.no_grad():
+        assert net(x).shape[-1] == 7
+
+
+def test_builders_named_like_modules_work_as_module_and_builder():
+    import importlib
+
+    import snetx.models as models
+
+    r = importlib.import_module("snetx.models.resnet19")  # rebinds the package's name
+    assert models.resnet19 is r and r.ResNet19 is resnet19.ResNet19
+    assert isinstance(models.resnet19(num_classes=100), resnet19.ResNet19)
+    with pytest.raises(TypeError, match="unexpected options"):
+        models.resnet19(connect="ADD")
+
+
+def test_model_help_lists_parameter_counts(capsys):
+    from snetx.train import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "scnn (66.2 k)" in out and "resnet19 (12.63 M)" in out

@@ -1,6 +1,41 @@
-"""snetx.models: spiking network architectures (snetx-vision); :mod:`.registry` lists the
-ones the training command builds."""
+"""snetx.models: spiking network architectures (snetx-vision).
 
-from . import registry, scnn, svggnet
+Every model the training command builds (:mod:`.registry`) has a lowercase builder here,
+as torchvision has: ``snetx.models.resnet19(num_classes=100)``,
+``snetx.models.sew_resnet18(connect="ADD")``, ``snetx.models.vggsnn(in_channels=2)``.
+Keyword arguments: ``num_classes`` (10), ``in_channels`` and ``size`` (the data the
+model was made for), ``neuron`` (a zero-argument neuron factory; default LIF) and the
+model's own options.
 
-__all__ = ["svggnet", "scnn", "registry"]
+Example::
+
+    >>> import torch
+    >>> from snetx import models
+    >>> net = models.scnn(num_classes=10)
+    >>> net(torch.rand(2, 4, 1, 8, 8)).shape
+    torch.Size([2, 4, 10])
+    >>> models.resnet19.ResNet19.__name__   # the module of the same name is the builder too
+    'ResNet19'
+"""
+
+import types
+
+from . import registry, resnet19, scnn, smlp, svggnet, vggsnn
+
+
+class _BuilderModule(types.ModuleType):
+    """A model module named like its registered model (``scnn``, ``resnet19``, ...): it is
+    also that model's builder, so ``snetx.models.resnet19(...)`` builds whether the name
+    resolves to the function or to the module (importing the module rebinds the name)."""
+
+    def __call__(self, *args, **kwargs):
+        return registry.MODELS[self.__name__.rsplit(".", 1)[1]].builder()(*args, **kwargs)
+
+
+for _module in (resnet19, scnn, smlp, vggsnn):
+    _module.__class__ = _BuilderModule
+for _name, _spec in registry.MODELS.items():
+    if _name not in globals():
+        globals()[_name] = _spec.builder()
+
+__all__ = ["registry", "svggnet", *registry.MODELS]

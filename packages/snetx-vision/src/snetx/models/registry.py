@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Tuple
 
-__all__ = ["ModelSpec", "MODELS", "get", "names"]
+__all__ = ["ModelSpec", "MODELS", "get", "names", "describe"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class ModelSpec:
         kinds: the kinds of data it takes (see :class:`snetx.dataset.registry.DatasetSpec`).
         multiple: H and W must be multiples of this.
         options: the extra keyword options ``build`` takes (``("connect",)`` for SEW).
+        default_input: ``(in_channels, size)`` the public builder defaults to (the data
+            the model was made for).
     """
 
     name: str
@@ -44,6 +46,43 @@ class ModelSpec:
     kinds: Tuple[str, ...] = ("image", "events")
     multiple: int = 1
     options: Tuple[str, ...] = ()
+    default_input: Tuple[int, Tuple[int, ...]] = (3, (32, 32))
+
+    def builder(self):
+        """The public lowercase builder of this model, as :mod:`snetx.models` exports it."""
+        spec = self
+        channels, size = self.default_input
+
+        def build(*, num_classes=10, in_channels=channels, neuron=None, size=size, **options):
+            if neuron is None:
+                from snetx.snn.neuron import LIF as neuron
+            unknown = set(options) - set(spec.options)
+            if unknown:
+                takes = ", ".join(spec.options) or "none beyond the common ones"
+                raise TypeError(
+                    f"{spec.name}() got unexpected options {sorted(unknown)}; it takes {takes}"
+                )
+            return spec.build(
+                num_classes=num_classes, in_channels=in_channels, neuron=neuron, size=size,
+                **options,
+            )  # fmt: skip
+
+        build.__name__ = build.__qualname__ = self.name
+        build.__module__ = "snetx.models"
+        extra = "".join(f", {o}=..." for o in self.options)
+        build.__doc__ = (
+            f"The registered model ``{self.name}``: {self.sizes}. Input ``N x T x "
+            f"{'C x H x W' if self.kinds != ('sequence',) else 'F'}``, output ``N x T x "
+            f"num_classes``.\n\n    Signature: ``{self.name}(*, num_classes=10, in_channels="
+            f"{channels}, neuron=None, size={size}{extra})``; ``neuron`` is a zero-argument "
+            "neuron factory (default :class:`snetx.snn.neuron.LIF`), ``size`` the input's "
+            "``(H, W)`` (or ``(F,)``)."
+        )
+        return build
+
+    def parameters(self) -> int:
+        """Its parameter count at 10 classes and its default input."""
+        return sum(p.numel() for p in self.builder()().parameters())
 
     def supports(self, size: Tuple[int, ...], kind: str = "image") -> bool:
         if kind not in self.kinds:
@@ -119,7 +158,10 @@ _VGGS = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
 
 MODELS = MappingProxyType(
     {
-        "scnn": ModelSpec("scnn", _scnn, 8, "8x8 or larger (made for 8x8 digits and 28x28 MNIST)"),
+        "scnn": ModelSpec(
+            "scnn", _scnn, 8, "8x8 or larger (made for 8x8 digits and 28x28 MNIST)",
+            default_input=(1, (8, 8)),
+        ),
         **{
             v: ModelSpec(v, functools.partial(_vgg, v), 32, "32x32 or larger (five 2x2 max-pools)")
             for v in _VGGS
@@ -131,6 +173,7 @@ MODELS = MappingProxyType(
             "event frames with H, W divisible by 16 (48x48, 128x128)",
             ("events",),
             16,
+            default_input=(2, (48, 48)),
         ),
         **{
             name: ModelSpec(
@@ -146,12 +189,15 @@ MODELS = MappingProxyType(
             ("events",),
             128,
             ("connect",),
+            default_input=(2, (128, 128)),
         ),
         "smlp": ModelSpec(
-            "smlp", functools.partial(_mlp, False), 1, "spike sequences N x T x F", ("sequence",)
+            "smlp", functools.partial(_mlp, False), 1, "spike sequences N x T x F", ("sequence",),
+            default_input=(700, (700,)),
         ),
         "srnn": ModelSpec(
-            "srnn", functools.partial(_mlp, True), 1, "spike sequences N x T x F", ("sequence",)
+            "srnn", functools.partial(_mlp, True), 1, "spike sequences N x T x F", ("sequence",),
+            default_input=(700, (700,)),
         ),
     }
 )
@@ -160,6 +206,16 @@ MODELS = MappingProxyType(
 def names():
     """The registered model names, in registration order."""
     return tuple(MODELS)
+
+
+def describe() -> str:
+    """``"scnn (66.2 k), vgg11 (9.23 M), ..."``: each model with its parameter count at
+    10 classes and its default input (built here: call it for help, not on every run)."""
+
+    def count(n):
+        return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} k"
+
+    return ", ".join(f"{name} ({count(spec.parameters())})" for name, spec in MODELS.items())
 
 
 def get(name: str) -> ModelSpec:

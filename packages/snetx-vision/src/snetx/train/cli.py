@@ -26,6 +26,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
 
+    def format_help(self):
+        # the models with their sizes, counted only when help is shown (it builds each)
+        for action in self._actions:
+            if action.dest == "model":
+                action.help = (
+                    f"one of {models.describe()} (parameters at 10 classes, on the data each "
+                    "was made for; default scnn, smlp for spike sequences)"
+                )
+        return super().format_help()
+
 
 def build_parser():
     p = _Parser(prog="snetx-train", description="Train a spiking neural network with STBP.")
