@@ -138,6 +138,13 @@ def build_parser():
     )
     a("--no-plots", action="store_true")
     a(
+        "--strategy",
+        choices=("ddp", "fsdp", "none"),
+        default="ddp",
+        help="under torchrun: ddp (whole model on each process, default), fsdp (parameters, "
+        "gradients and optimiser state sharded) or none (one process only)",
+    )
+    a(
         "--ddp-timeout",
         type=float,
         default=600.0,
@@ -321,6 +328,10 @@ def _check(args, given):
             raise UsageError(
                 f"--backend cuda needs snetx-cuda: {install_hint('snetx-cuda', 'cuda12')} ({e})"
             ) from None
+    if args.strategy == "none" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError(
+            "--strategy none runs one process; under torchrun use --strategy ddp or fsdp"
+        )
     _check_cpu_kernel(args)
     from . import checkpoint
 

@@ -25,6 +25,7 @@ SAFE_TO_CHANGE = frozenset(
         "ddp_timeout",
         "overwrite",
         "cache_dir",
+        "strategy",
     }
 )
 

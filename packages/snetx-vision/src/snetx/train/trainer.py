@@ -34,6 +34,7 @@ from snetx.snn.energy import SynapticOpsCounter
 from torch import nn
 
 from . import build, checkpoint, config, outdir, report
+from . import strategy as strategies
 
 EXIT_INTERRUPTED = 130
 
@@ -61,10 +62,12 @@ def _optimizer_tensors(opt):
     return [v for state in opt.state.values() for v in state.values() if torch.is_tensor(v)]
 
 
-def param_digest(model):
+def param_digest(state_dict):
+    """SHA-256 of a full model state dict's tensors (parameters and buffers)."""
     h = hashlib.sha256()
-    for p in model.parameters():
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    for t in state_dict.values():
+        if torch.is_tensor(t):
+            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 
@@ -92,11 +95,8 @@ class Trainer:
         self.train_loader, self.test_loader = build.loaders(args, run)
         self.alpha, self.alpha_schedule = build.surrogate_alpha(args)
         self.model = build.model(args, self.alpha).to(self.device)
-        self.net = self.model
-        if run.distributed:
-            self.net = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[run.local] if self.device.type == "cuda" else None
-            )
+        self.strategy = strategies.get(getattr(args, "strategy", "ddp"))
+        self.net = self.strategy.wrap(self.model, run)  # DDP, FSDP or the model itself
         self.opt = build.optimizer(args, self.model.parameters())
         self.scaler = torch.amp.GradScaler("cuda", enabled=args.amp and self.device.type == "cuda")
         self.criterion = nn.CrossEntropyLoss()
@@ -127,11 +127,13 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------
     def state(self):
+        """The checkpoint's contents; every rank calls it (FSDP gathers the shards)."""
+        model_state, optim_state = self.strategy.state(self.net, self.model, self.opt)
         return {
             "args": config.plain(vars(self.args)),
             "world_size": self.run.world,
-            "model": self.model.state_dict(),
-            "optimizer": self.opt.state_dict(),
+            "model": model_state,
+            "optimizer": optim_state,
             "scaler": self.scaler.state_dict(),
             "alpha_schedule": self.alpha_schedule and self.alpha_schedule.state_dict(),
             "history": config.plain(self.history),
@@ -145,16 +147,16 @@ class Trainer:
         }
 
     def save(self):
+        state = self.state()
         if self.run.main:
-            checkpoint.save(self.state(), self.out)
+            checkpoint.save(state, self.out)
         self.run.barrier()
 
     def restore(self, ckpt):
         """Load a checkpoint's model, optimiser and position (already checked to match
         this configuration by the command line)."""
         try:
-            self.model.load_state_dict(ckpt["model"])
-            self.opt.load_state_dict(ckpt["optimizer"])
+            self.strategy.load(self.net, self.model, self.opt, ckpt["model"], ckpt["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
             first = str(e).strip().splitlines()[0]
             raise checkpoint.CheckpointError(
@@ -269,6 +271,7 @@ class Trainer:
         """Save the current state if it is finite (only this batch's loss blew up); else
         the checkpoint on disk stays the last finite state. Raises NonFiniteLoss."""
         tensors = [*self.model.state_dict().values(), *_optimizer_tensors(self.opt)]
+        tensors = [t.to_local() if hasattr(t, "to_local") else t for t in tensors]  # FSDP
         finite = all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
         if self.run.any(not finite):
             where = "the checkpoint written before"
@@ -331,7 +334,8 @@ class Trainer:
     # ---- the end -----------------------------------------------------------------
     def finish(self):
         """Measure firing rates on the test set, then write summary.json and the plots."""
-        digests = self.run.gather(param_digest(self.model))  # DDP keeps ranks identical
+        full = self.strategy.state(self.net, self.model, self.opt)[0]
+        digests = self.run.gather(param_digest(full))  # each rank's view of the full model
         # hooks that only read the layers' inputs and outputs: no result changes
         with monitor.FiringRateMonitor(self.model) as mon, SynapticOpsCounter(self.model) as ops:
             self.evaluate()
