@@ -248,3 +248,13 @@ def test_kill_9_during_a_build_stops_the_compiler_and_the_next_build_cleans_up(t
 
     _host_kernel._build(folder)
     assert not list(folder.glob(".tmp-*")) and list(folder.glob("libsnetx_lif-*.so"))
+
+
+def test_a_built_cache_is_reused_without_a_build(built):
+    """Another process finds the recorded library and loads it: nothing is rebuilt."""
+    lib = library(built)
+    before = (lib.stat().st_mtime_ns, sorted(p.name for p in lib.parent.iterdir()))
+    proc, warnings, result = probe(built, mode="host")
+    assert result == "RESULT True True" and warnings == [], proc.stderr
+    after = library(built)
+    assert (after.stat().st_mtime_ns, sorted(p.name for p in after.parent.iterdir())) == before

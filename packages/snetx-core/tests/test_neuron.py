@@ -291,25 +291,6 @@ def test_host_kernel_is_used_and_fallback_works(monkeypatch, tmp_path):
         _host_kernel.set_mode("fast")
 
 
-def test_host_kernel_cache_is_reused(monkeypatch, tmp_path):
-    from snetx.snn import _host_kernel
-
-    try:
-        _host_kernel.load()
-    except _host_kernel.KernelUnavailable as e:
-        pytest.skip(str(e))
-    monkeypatch.setenv("SNETX_CACHE_DIR", str(tmp_path))
-    fresh = {"lib": None, "error": None, "build_seconds": None, "mode": "host", "warned": False}
-    monkeypatch.setattr(_host_kernel, "_state", fresh)
-    _host_kernel.load()
-    path = _host_kernel.verified_library(_host_kernel.library_dir())
-    assert path.is_file() and str(path).startswith(str(tmp_path))
-    built = path.stat().st_mtime_ns
-    monkeypatch.setattr(_host_kernel, "_state", dict(fresh))
-    _host_kernel.load()  # a second process would find the same file and not rebuild
-    assert path.stat().st_mtime_ns == built
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("v_reset", [0.2, None])
 @pytest.mark.parametrize("T", [1, 130, 301])
