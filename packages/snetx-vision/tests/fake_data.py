@@ -165,3 +165,62 @@ def make_cifar10_dvs(root, classes=("airplane", "cat"), per_class=10, events=40)
             writer.writeEvents(store)
             del writer  # closes the file
     return base
+
+
+def _write_heidelberg(path, times, units, labels):
+    """One split of a Heidelberg spike dataset (SHD, SSC) in its HDF5 layout."""
+    import h5py
+
+    def ragged(rows, dtype):
+        out = np.empty(len(rows), dtype=object)
+        out[:] = [np.asarray(r, dtype=dtype) for r in rows]
+        return out
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("spikes/times", data=ragged(times, np.float16),
+                         dtype=h5py.vlen_dtype(np.float16))  # fmt: skip
+        f.create_dataset("spikes/units", data=ragged(units, np.uint16),
+                         dtype=h5py.vlen_dtype(np.uint16))  # fmt: skip
+        f.create_dataset("labels", data=np.array(labels, dtype=np.uint16))
+        f.create_dataset("extra/keys", data=np.array([b"k%d" % j for j in range(35)]))
+        f.create_dataset("extra/speaker", data=np.zeros(len(labels), dtype=np.uint16))
+
+
+def make_ssc(root, n=(12, 6, 5), seed=3):
+    """SSC's three files (ssc_train.h5, ssc_valid.h5, ssc_test.h5); returns {split: [(label,
+    times, units), ...]}."""
+    rng = np.random.default_rng(seed)
+    made = {}
+    for split, count in zip(("train", "valid", "test"), n):
+        rows = []
+        for i in range(count):
+            k = int(rng.integers(3, 90))
+            rows.append((int(i % 35), np.sort(rng.random(k) * 0.9).astype(np.float16),
+                         rng.integers(0, 700, k).astype(np.uint16)))  # fmt: skip
+        _write_heidelberg(root / "SSC" / f"ssc_{split}.h5", [r[1] for r in rows],
+                          [r[2] for r in rows], [r[0] for r in rows])  # fmt: skip
+        made[split] = rows
+    return made
+
+
+def make_ncaltech101(root, classes=("accordion", "BACKGROUND_Google", "camera"), per_class=10,
+                     seed=4):  # fmt: skip
+    """N-Caltech101's layout and 40-bit event files (the N-MNIST encoding), recordings of
+    varied size and offset; returns {class: [(x, y, t, p) per file in sorted order]}."""
+    rng = np.random.default_rng(seed)
+    made = {}
+    for cls in classes:
+        rows = []
+        for i in range(per_class):
+            n = int(rng.integers(20, 200))
+            x0, y0 = int(rng.integers(0, 10)), int(rng.integers(0, 10))
+            x = rng.integers(x0, x0 + 200, n)
+            y = rng.integers(y0, y0 + 150, n)
+            t = np.sort(rng.integers(0, 300_000, n))
+            p = rng.integers(0, 2, n)
+            path = root / "NCALTECH101" / "Caltech101" / cls / f"image_{i + 1:04d}.bin"
+            write_nmnist_bin(path, x, y, t, p)
+            rows.append((x, y, t, p))
+        made[cls] = rows
+    return made

@@ -42,7 +42,7 @@ def test_list_recipes_prints_every_recipe_with_its_source(capsys):
     "argv,expected",
     [
         (["--recipe", "tet-mnist"], "unknown recipe 'tet-mnist': choose one of tet-cifar10"),
-        (["--model", "resnet19", "--connect", "AND"], "--connect applies to the SEW models"),
+        (["--model", "resnet19", "--connect", "AND"], "--connect applies to sew_resnet18"),
         (["--augment", "autoaugment"], "--augment autoaugment does not apply to digits"),
         (["--dataset", "cifar10", "--augment", "flip-roll"], "choose one of default, none, auto"),
         (["--model", "sew_resnet18", "--connect", "OR"], "invalid choice: 'OR'"),

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 from fake_data import make_cifar, make_mnist
-from snetx.dataset import DatasetNotFoundError, vision
-from snetx.dataset._common import MEAN_STD, Cutout
+from snetx.dataset import DatasetNotFoundError, registry, vision
+from snetx.dataset._common import Cutout
+
+MEAN_STD = {n: (s.mean, s.std) for n, s in registry.DATASETS.items()}
 from torchvision import transforms as T
 
 

@@ -9,7 +9,7 @@ with tonic and integrates them into frames.
 """
 
 from . import registry
-from ._common import DatasetCorruptError, DatasetError, DatasetNotFoundError
+from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError
 
 __all__ = [
     "vision",

@@ -1,4 +1,6 @@
-"""What the single-process and DDP loaders share: datasets, default transforms, errors."""
+"""What every loader shares: the errors, IDX checks, default transforms, the bundled
+digits set and the DataLoader options. Facts about each dataset live in
+:mod:`snetx.dataset.registry` (imported lazily here: the registry's readers import this)."""
 
 import math
 import os
@@ -8,39 +10,24 @@ import torch
 from snetx import install_hint
 from torch.utils.data import Dataset
 
+from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError
+
 __all__ = [
     "DatasetError",
     "DatasetNotFoundError",
     "DatasetCorruptError",
     "check_idx",
     "Cutout",
-    "DATASETS",
-    "MEAN_STD",
-    "READERS",
     "default_transforms",
-    "build_datasets",
     "default_num_workers",
+    "loader_options",
 ]
 
-from .registry import DATASETS as _SPECS
 
-#: Per-channel (mean, std) by dataset name (from :mod:`snetx.dataset.registry`).
-_IMAGES = {name: spec for name, spec in _SPECS.items() if spec.module == "vision"}
-MEAN_STD = {name: (spec.mean, spec.std) for name, spec in _IMAGES.items()}
-#: Where each dataset lives under data_dir, and the files expected there.
-DATASETS = {name: (spec.folder, list(spec.files)) for name, spec in _IMAGES.items() if spec.folder}
+def _spec(name):
+    from .registry import DATASETS
 
-
-class DatasetError(Exception):
-    """A dataset that cannot be used: missing or corrupted files."""
-
-
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """The dataset's files are not on disk and could not be downloaded."""
-
-
-class DatasetCorruptError(DatasetError, ValueError):
-    """A dataset file is on disk but damaged: the message names the file and the fault."""
+    return DATASETS[name]
 
 
 # IDX (MNIST's format): magic 0 0 <type> <ndim>, ndim big-endian uint32 sizes, the data.
@@ -74,7 +61,7 @@ def check_idx(path, ndim):
 def check_mnist_files(name, data_dir):
     """Validate the IDX files of an MNIST-like dataset that are on disk (the missing ones
     are torchvision's to download or report)."""
-    raw, classes = Path(data_dir, _SPECS[name].folder), _SPECS[name].classes
+    raw, classes = Path(data_dir, _spec(name).folder), _spec(name).classes
     for split in ("train", "t10k"):
         images, labels = raw / f"{split}-images-idx3-ubyte", raw / f"{split}-labels-idx1-ubyte"
         if not (images.is_file() and labels.is_file()):
@@ -123,7 +110,7 @@ def default_transforms(name, autoaugment=False):
     dataset's mean and std. ``digits`` images are tensors already (normalize only)."""
     from torchvision import transforms as T
 
-    spec = _SPECS[name]
+    spec = _spec(name)
     norm = T.Normalize(spec.mean, spec.std)
     if spec.augmentation == "none":
         return norm, norm
@@ -176,57 +163,6 @@ class Digits(Dataset):
         return img, int(self.targets[i])
 
 
-def _torchvision_reader(cls_name, subfolder=None):
-    def read(data_dir, train, transform, download):
-        from torchvision import datasets
-
-        root = os.path.join(data_dir, subfolder) if subfolder else data_dir
-        return getattr(datasets, cls_name)(
-            root, train=train, transform=transform, download=download
-        )
-
-    return read
-
-
-#: How each dataset with files is read: ``reader(data_dir, train, transform, download)``.
-READERS = {
-    "mnist": _torchvision_reader("MNIST"),
-    "fmnist": _torchvision_reader("FashionMNIST"),
-    "cifar10": _torchvision_reader("CIFAR10", "CIFAR10"),
-    "cifar100": _torchvision_reader("CIFAR100", "CIFAR100"),
-}
-
-
-def build_datasets(name, data_dir, transforms=None, download=True):
-    """(train, test) datasets; ``transforms=[train_tf, test_tf]`` replaces the defaults."""
-    if transforms is None:
-        train_tf, test_tf = default_transforms(name)
-    else:
-        if len(transforms) != 2:
-            raise ValueError("transforms must be [train_transform, test_transform]")
-        train_tf, test_tf = transforms
-    if name == "digits":
-        return Digits(True, train_tf), Digits(False, test_tf)
-    data_dir = os.fspath(data_dir)
-    if name in ("mnist", "fmnist"):
-        check_mnist_files(name, data_dir)
-    read = READERS[name]
-    try:
-        return (
-            read(data_dir, True, train_tf, download),
-            read(data_dir, False, test_tf, download),
-        )
-    except (RuntimeError, OSError) as e:
-        sub, files = DATASETS[name]
-        where = Path(data_dir, sub)
-        how = "could not be downloaded" if download else "download=False"
-        raise DatasetNotFoundError(
-            f"{name} not found in {where} ({how}). Expected files there: {', '.join(files)}"
-            f"{' (or their .gz archives)' if 'MNIST' in sub else ''}. Cause: "
-            f"{type(e).__name__}: {e}"
-        ) from e
-
-
 def default_num_workers():
     """Loader processes: a couple, but leave a core to the training process."""
     return max(0, min(4, (os.cpu_count() or 1) - 1))
@@ -241,65 +177,3 @@ def loader_options(num_workers, pin_memory, persistent_workers=None):
     if num_workers > 0:
         opts["persistent_workers"] = True if persistent_workers is None else persistent_workers
     return opts
-
-
-#: Public loader function names, by dataset key.
-LOADER_NAMES = {name: spec.loader for name, spec in _IMAGES.items()}
-
-
-class LoaderRequest:
-    """What a ``*_dataset`` call asked for, handed to a loader builder in one piece."""
-
-    def __init__(self, name, data_dir, batch_size, test_batch_size, transforms, **options):
-        self.name, self.data_dir, self.transforms = name, data_dir, transforms
-        self.batch_size, self.test_batch_size = batch_size, test_batch_size
-        self.download = options["download"]
-        self.seed = options["seed"]
-        self.loader_options = loader_options(
-            options["num_workers"], options["pin_memory"], options["persistent_workers"]
-        )
-
-    def datasets(self, download=None):
-        """(train, test) datasets; ``download`` overrides the request's."""
-        dl = self.download if download is None else download
-        return build_datasets(self.name, self.data_dir, self.transforms, dl)
-
-
-def loader_functions(build, doc, default_seed):
-    """The public ``*_dataset(data_dir, batch_size, test_batch_size, transforms=None, *,
-    download=True, num_workers=None, pin_memory=None, seed=..., persistent_workers=None)``
-    functions over ``build(request)``, ``request`` a :class:`LoaderRequest`."""
-
-    def make(name, title):
-        def loader(
-            data_dir,
-            batch_size,
-            test_batch_size,
-            transforms=None,
-            *,
-            download=True,
-            num_workers=None,
-            pin_memory=None,
-            seed=default_seed,
-            persistent_workers=None,
-        ):
-            return build(
-                LoaderRequest(
-                    name,
-                    data_dir,
-                    batch_size,
-                    test_batch_size,
-                    transforms,
-                    download=download,
-                    num_workers=num_workers,
-                    pin_memory=pin_memory,
-                    seed=seed,
-                    persistent_workers=persistent_workers,
-                )
-            )
-
-        loader.__name__ = loader.__qualname__ = title
-        loader.__doc__ = doc.format(name=name)
-        return loader
-
-    return {title: make(name, title) for name, title in LOADER_NAMES.items()}

@@ -47,44 +47,30 @@ Example::
 """
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ._common import DatasetCorruptError, DatasetError, DatasetNotFoundError, loader_options
+from . import readers as _readers
+from . import registry as _registry
 from ._frame_cache import FrameCache
+from .errors import DatasetCorruptError, DatasetError
+from .loaders import SPLIT_BY, public_functions
 
 __all__ = [
     "integrate",
     "fixed_split",
     "FrameDataset",
-    "nmnist_dataset",
-    "dvs_gesture_dataset",
-    "cifar10_dvs_dataset",
-    "shd_dataset",
+    "read_events",
+    "check_events",
+    "sample_file",
     "SPLIT_BY",
+    *(s.loader for s in _registry.DATASETS.values() if s.module == "neuromorphic"),
 ]
 
-SPLIT_BY = ("number", "time")
 FORMAT = 1  # bump when the frame layout changes: old cache folders are then not reused
-
-
-def _tonic():
-    try:
-        import tonic  # noqa: F401
-    except ImportError as e:
-        from snetx import install_hint
-
-        raise ImportError(
-            "snetx.dataset.neuromorphic reads datasets with tonic: "
-            + install_hint("snetx-vision", "neuromorphic")
-        ) from e
-    import tonic.datasets
-
-    return tonic.datasets
 
 
 def _bins(events, T, split_by):
@@ -281,22 +267,8 @@ def check_events(events, sensor_size, where):
 
 
 def _labels(source):
-    """Every sample's label without reading its events: tonic's ``targets`` list, or the
-    ``labels`` array of a one-file HDF5 dataset (SHD)."""
-    targets = getattr(source, "targets", None)
-    if targets is not None and len(targets) == len(source):
-        return [int(t) for t in targets]
-    import h5py
-
-    path = Path(source.location_on_system, source.data_filename)
-    try:
-        with h5py.File(path, "r") as f:
-            return [int(t) for t in f["labels"][()]]
-    except (OSError, KeyError, ValueError, TypeError) as e:
-        raise DatasetCorruptError(
-            f"{path} cannot be read as an SHD file (HDF5 with spikes/times, spikes/units and "
-            f"labels): {type(e).__name__}: {e}"
-        ) from None
+    """Every sample's label without reading its events (the reader sets ``targets``)."""
+    return [int(t) for t in source.targets]
 
 
 class _Indices(Dataset):
@@ -312,152 +284,16 @@ class _Indices(Dataset):
 
 
 # ---- the datasets ---------------------------------------------------------------------
-
-
-def _source(name, data_dir, train, download, expected):
-    """tonic's dataset class for ``name``, with its file discovery and parsing, but which
-    accepts the extracted files alone (no archive) and downloads only when allowed."""
-    datasets = _tonic()
-    base = getattr(datasets, name)
-
-    class Source(base):
-        def _check_exists(self):
-            data = getattr(self, "data_filename", None)  # one file per split (SHD)
-            if isinstance(data, str):
-                return Path(self.location_on_system, data).is_file()
-            folder = Path(self.location_on_system, self.folder_name)
-            return any(folder.rglob(f"*{expected[1]}"))
-
-        def download(self):
-            if not download:
-                raise DatasetNotFoundError(
-                    f"{name} not found in {self.location_on_system} (download=False). "
-                    f"Expected there: {expected[0]}; tonic can download it with download=True"
-                )
-            return super().download()
-
-    Source.__name__ = name
-    try:
-        if train is None:  # one set, split by snetx (CIFAR10-DVS)
-            return Source(os.fspath(data_dir))
-        return Source(os.fspath(data_dir), train=train)
-    except DatasetError:
-        raise
-    except Exception as e:  # a failed download, an unreadable file
-        folder = Path(data_dir, name)
-        if folder.is_dir() and any(folder.rglob(f"*{expected[1]}")):  # there, but damaged
-            raise DatasetCorruptError(
-                f"{name} in {folder} cannot be read: {type(e).__name__}: {e}. Expected "
-                f"there: {expected[0]}"
-            ) from None
-        raise DatasetNotFoundError(
-            f"{name} could not be read or downloaded into {Path(data_dir, name)}. "
-            f"Expected there: {expected[0]}. Cause: {type(e).__name__}: {e}"
-        ) from e
-
-
-# key -> (tonic class, (expected files in words, extension), sensor size (W, H, P),
-#         whether tonic has a train/test split)
-SOURCES = {
-    "nmnist": ("NMNIST", ("Train/<digit>/*.bin and Test/<digit>/*.bin", ".bin"), (34, 34, 2), True),
-    "dvsgesture": (
-        "DVSGesture",
-        ("ibmGestureTrain/userNN_<lighting>/<label>.npy and ibmGestureTest/...", ".npy"),
-        (128, 128, 2),
-        True,
-    ),
-    "cifar10dvs": (
-        "CIFAR10DVS",
-        ("<class>/*.aedat4 (10 class folders)", ".aedat4"),
-        (128, 128, 2),
-        False,
-    ),
-    "shd": ("SHD", ("shd_train.h5 and shd_test.h5", ".h5"), (700, 1, 1), True),
-}
-#: the number of classes of each dataset (labels are 0 .. n - 1)
-CLASSES = {"nmnist": 10, "dvsgesture": 11, "cifar10dvs": 10, "shd": 20}
-#: CIFAR10-DVS has no official split: per class, the first floor(TRAIN_FRACTION * n) files in
-#: sorted order train, the rest test (the same on every run and machine; 900 / 100 per class
-#: for the full dataset).
+#: CIFAR10-DVS (and N-Caltech101) have no official split: per class, the first
+#: floor(TRAIN_FRACTION * n) files in sorted order train, the rest test (the same on every
+#: run and machine; 900 / 100 per class for the full CIFAR10-DVS).
 TRAIN_FRACTION = 0.9
-
-
-class _Subset:
-    """Some samples of a tonic dataset, with their labels as ``targets``."""
-
-    def __init__(self, source, indices):
-        self.source, self.indices = source, list(indices)
-        self.targets = [source.targets[i] for i in self.indices]
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        return self.source[self.indices[i]]
 
 
 def fixed_split(targets, fraction=TRAIN_FRACTION):
     """(train indices, test indices): per class, the first ``fraction`` of the samples in
     the given (sorted) order train, the rest test."""
-    train, test = [], []
-    for label in sorted(set(targets)):
-        members = [i for i, t in enumerate(targets) if t == label]
-        cut = int(len(members) * fraction + 1e-9)  # the first floor(fraction * n) train
-        train += members[:cut]
-        test += members[cut:]
-    return sorted(train), sorted(test)
-
-
-def _in_path_order(source):
-    """Sort a file-per-sample tonic dataset by path (its own listing follows the file
-    system's order), so that sample i is the same file on every machine and run."""
-    data = getattr(source, "data", None)
-    if data and len(data) == len(source):
-        order = sorted(range(len(data)), key=lambda i: data[i])
-        for field in ("data", "targets", "users", "lighting"):
-            values = getattr(source, field, None)
-            if values is not None and len(values) == len(order):
-                setattr(source, field, [values[i] for i in order])
-    return source
-
-
-def _check_size(size, sensor):
-    """``size`` None, or ``(h, w)`` of positive ints no larger than the sensor."""
-    if size is None:
-        return None
-    width, height, _ = sensor
-    if height == 1:
-        raise ValueError("size applies to event-camera datasets, not to spike sequences")
-    try:
-        h, w = size
-        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (h, w))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or not (1 <= h <= height and 1 <= w <= width):
-        raise ValueError(
-            f"size must be (h, w) with 1 <= h <= {height} and 1 <= w <= {width} (the sensor), "
-            f"got {size!r}"
-        )
-    return (h, w)
-
-
-def _split_sources(key, data_dir, download):
-    name, expected, _, has_split = SOURCES[key]
-    if has_split:
-        return [
-            _in_path_order(_source(name, data_dir, train, download, expected))
-            for train in (True, False)
-        ]
-    whole = _in_path_order(_source(name, data_dir, None, download, expected))
-    parts = fixed_split(whole.targets)
-    if not all(parts):
-        raise DatasetCorruptError(
-            f"{name} in {Path(data_dir, name)} has too few samples ({len(whole)} files): the "
-            f"fixed per-class split ({TRAIN_FRACTION:.0%} train) leaves "
-            f"{len(parts[0])} train and {len(parts[1])} test samples; every class needs at "
-            f"least {int(1 / (1 - TRAIN_FRACTION) + 0.5)} files"
-        )
-    return [_Subset(whole, part) for part in parts]
+    return _readers.fixed_split(targets, fraction)
 
 
 def _files_digest(source):
@@ -472,131 +308,5 @@ def _files_digest(source):
     return h.hexdigest()[:16]
 
 
-def _loaders(
-    key,
-    data_dir,
-    batch_size,
-    test_batch_size,
-    T,
-    transforms,
-    download,
-    num_workers,
-    pin_memory,
-    seed,
-    split_by,
-    size,
-    cache_dir,
-    distributed=False,
-):
-    sensor = SOURCES[key][2]
-    if split_by not in SPLIT_BY:
-        raise ValueError(f"split_by must be one of {SPLIT_BY}, got {split_by!r}")
-    size = _check_size(size, sensor)
-    train_tf, test_tf = transforms if transforms is not None else (None, None)
-    cache_root = None if cache_dir is None else Path(cache_dir)  # None: the per-user cache
-    classes = CLASSES[key]
-    opts = loader_options(num_workers, pin_memory, persistent_workers=False)
-
-    def build(may_download, fill):
-        sets = []
-        sources = _split_sources(key, data_dir, may_download)
-        for source, split, tf in zip(sources, ("train", "test"), (train_tf, test_tf)):
-            name = f"{key}-{split}"
-            frames = FrameDataset(source, sensor, T, split_by, size, cache_root, name, tf, classes)
-            sets.append(frames)
-        if fill:  # after both splits' labels are checked: a bad label costs no fill
-            for frames in sets:
-                frames.prepare(opts["num_workers"])
-        return sets
-
-    if not distributed:
-        train_set, test_set = build(download, True)
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        train = DataLoader(
-            train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=gen, **opts
-        )
-        test = DataLoader(test_set, batch_size=test_batch_size, shuffle=False, **opts)
-        return train, test
-    import torch.distributed as dist
-    from torch.utils.data import DistributedSampler
-
-    from .ddp.vision import EpochLoader, ShardSampler, _require_process_group
-
-    _require_process_group()
-    # rank 0 downloads and fills the frame cache first; the others then read it
-    if dist.get_rank() == 0:
-        train_set, test_set = build(download, True)
-        dist.barrier()
-    else:
-        dist.barrier()
-        train_set, test_set = build(False, False)
-    sampler = DistributedSampler(train_set, shuffle=True, seed=seed or 0, drop_last=True)
-    train = EpochLoader(train_set, batch_size=batch_size, sampler=sampler, drop_last=True, **opts)
-    test = DataLoader(test_set, batch_size=test_batch_size, sampler=ShardSampler(test_set), **opts)
-    return train, test
-
-
-def _make(key, doc, distributed=False):
-    def loader(
-        data_dir,
-        batch_size,
-        test_batch_size,
-        T,
-        transforms=None,
-        *,
-        download=True,
-        num_workers=None,
-        pin_memory=None,
-        seed=None,
-        split_by="number",
-        size=None,
-        cache_dir=None,
-    ):
-        return _loaders(
-            key, data_dir, batch_size, test_batch_size, T, transforms, download,
-            num_workers, pin_memory, seed, split_by, size, cache_dir, distributed,
-        )  # fmt: skip
-
-    loader.__name__ = loader.__qualname__ = f"{key}_dataset"
-    loader.__doc__ = doc
-    return loader
-
-
-#: One-line descriptions (source, licence, size, files) of each loader, by dataset key.
-DOCS = {
-    "nmnist": "N-MNIST (Orchard et al., 2015; CC BY-SA 4.0): 60,000 / 10,000 saccade "
-    "recordings of MNIST digits, 34 x 34, 2 polarities -> batches ``N x T x 2 x 34 x 34``. "
-    "Files: ``data_dir/NMNIST/Train/<digit>/*.bin``, ``.../Test/<digit>/*.bin``.",
-    "dvsgesture": "DVS128 Gesture (Amir et al., CVPR 2017; CC BY 4.0), tonic's preprocessed "
-    "version: 1,077 / 264 recordings of 11 gestures, 128 x 128, 2 polarities -> batches "
-    "``N x T x 2 x 128 x 128`` (``size`` to shrink). Files: "
-    "``data_dir/DVSGesture/ibmGestureTrain/userNN_<lighting>/<label>.npy``, "
-    "``.../ibmGestureTest/...``.",
-    "cifar10dvs": "CIFAR10-DVS (Li et al., 2017; CC BY 4.0): 10,000 recordings of CIFAR-10 "
-    "images, 128 x 128, 2 polarities -> batches ``N x T x 2 x 128 x 128`` (``size=(48, 48)`` "
-    "as in the TET paper). No official split: per class the first 90% of the files in sorted "
-    "order train, the rest test (:func:`fixed_split`). Files: "
-    "``data_dir/CIFAR10DVS/<class>/*.aedat4``.",
-    "shd": "Spiking Heidelberg Digits (Cramer et al., 2020; CC BY 4.0): 8,156 / 2,264 spoken "
-    "digits (20 classes) as spikes of 700 cochlea channels -> batches ``N x T x 700``. "
-    "Files: ``data_dir/SHD/shd_train.h5``, ``data_dir/SHD/shd_test.h5``.",
-}
-#: Public loader function names, by dataset key.
-LOADER_NAMES = {
-    "nmnist": "nmnist_dataset",
-    "dvsgesture": "dvs_gesture_dataset",
-    "cifar10dvs": "cifar10_dvs_dataset",
-    "shd": "shd_dataset",
-}
-
-
-def loader_functions(distributed=False):
-    """{public name: loader function} for every neuromorphic dataset."""
-    return {name: _make(key, DOCS[key], distributed) for key, name in LOADER_NAMES.items()}
-
-
-_functions = loader_functions()
-nmnist_dataset = _functions["nmnist_dataset"]
-dvs_gesture_dataset = _functions["dvs_gesture_dataset"]
-cifar10_dvs_dataset = _functions["cifar10_dvs_dataset"]
-shd_dataset = _functions["shd_dataset"]
+_functions = public_functions("neuromorphic")
+globals().update(_functions)

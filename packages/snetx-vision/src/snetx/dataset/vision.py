@@ -24,47 +24,10 @@ Example::
     ((64, 1, 8, 8), 22, 360)
 """
 
-import torch
-from torch.utils.data import DataLoader
+from .errors import DatasetNotFoundError
+from .loaders import public_functions
 
-from ._common import DatasetNotFoundError, loader_functions
+_functions = public_functions("vision")
+globals().update(_functions)
 
-__all__ = [
-    "mnist_dataset",
-    "Fmnist_dataset",
-    "cifar10_dataset",
-    "cifar100_dataset",
-    "digits_dataset",
-    "DatasetNotFoundError",
-]
-
-
-def _loaders(req):
-    train_set, test_set = req.datasets()
-    generator = torch.Generator().manual_seed(req.seed) if req.seed is not None else None
-    opts = req.loader_options
-    train = DataLoader(
-        train_set,
-        batch_size=req.batch_size,
-        shuffle=True,
-        drop_last=True,
-        generator=generator,
-        **opts,
-    )
-    test = DataLoader(
-        test_set, batch_size=req.test_batch_size, shuffle=False, drop_last=False, **opts
-    )
-    return train, test
-
-
-_functions = loader_functions(
-    _loaders,
-    "{name} (train_loader, test_loader); see the module docstring. "
-    "transforms=[train_tf, test_tf] replaces the defaults.",
-    default_seed=None,
-)
-mnist_dataset = _functions["mnist_dataset"]
-Fmnist_dataset = _functions["Fmnist_dataset"]
-cifar10_dataset = _functions["cifar10_dataset"]
-cifar100_dataset = _functions["cifar100_dataset"]
-digits_dataset = _functions["digits_dataset"]
+__all__ = [*_functions, "DatasetNotFoundError"]

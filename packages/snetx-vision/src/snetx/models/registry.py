@@ -19,7 +19,31 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Tuple
 
-__all__ = ["ModelSpec", "MODELS", "get", "names", "describe"]
+__all__ = ["ModelSpec", "ModelOption", "OPTIONS", "MODELS", "get", "names", "describe", "taking"]
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """An option some models take, with its command-line form (``--name``): the models
+    that list it in :attr:`ModelSpec.options` get ``default`` when it is not given; for
+    the others, giving it is an error."""
+
+    name: str
+    default: object
+    help: str
+    choices: Tuple[str, ...] = ()
+    type: Callable = str
+
+
+#: the model options, by name (each is a ``snetx-train`` flag and a builder keyword)
+OPTIONS = MappingProxyType(
+    {
+        "connect": ModelOption(
+            "connect", "ADD", "SEW models: how a block joins its shortcut (default ADD)",
+            ("ADD", "AND", "IAND"), str.upper,
+        ),
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -206,6 +230,11 @@ MODELS = MappingProxyType(
 def names():
     """The registered model names, in registration order."""
     return tuple(MODELS)
+
+
+def taking(option: str):
+    """The names of the models that take ``option``."""
+    return [name for name, spec in MODELS.items() if option in spec.options]
 
 
 def describe() -> str:

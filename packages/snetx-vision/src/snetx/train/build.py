@@ -1,7 +1,6 @@
 """What a run is made of, built from its configuration: loaders, model, optimiser, lr."""
 
 import functools
-import importlib
 import math
 
 import torch
@@ -11,6 +10,8 @@ from snetx.models import registry as models
 from snetx.snn import algorithm
 from snetx.snn import neuron as snn_neuron
 
+from . import neurons
+
 TEST_BATCH_SIZE = 256
 
 
@@ -19,30 +20,21 @@ class TooFewSamples(ValueError):
 
 
 def loaders(args, run):
+    """(train, test) loaders of the run's dataset, single process or DDP, from its spec."""
+    from snetx.dataset.loaders import make_loaders
+
     spec = datasets.get(args.dataset)
-    module = importlib.import_module(
-        f"snetx.dataset.{'ddp.' if run.distributed else ''}{spec.module}"
-    )
-    common = dict(
-        download=not args.no_download,
-        num_workers=workers(args),
-        seed=args.seed,
-        transforms=augments.transforms(args.dataset, getattr(args, "augment", "default")),
-    )
-    load = getattr(module, spec.loader)
-    if spec.module == "vision":
-        # fresh workers each epoch, seeded from the loader's generator: their random
-        # augmentation is then part of the state a checkpoint restores
-        train, test = load(
-            args.data_dir, args.batch_size, TEST_BATCH_SIZE, persistent_workers=False, **common
-        )
-    else:  # event datasets: frames cached on disk, workers already fresh each epoch
-        size = (args.size, args.size) if args.size else None
-        train, test = load(
-            args.data_dir, args.batch_size, TEST_BATCH_SIZE, args.T,
-            split_by=args.split_by, size=size, cache_dir=getattr(args, "cache_dir", None),
-            **common,
-        )  # fmt: skip
+    size = (args.size, args.size) if getattr(args, "size", None) else None
+    # fresh workers each epoch, seeded from the loader's generator: their random
+    # augmentation is then part of the state a checkpoint restores
+    train, test = make_loaders(
+        spec, args.data_dir, args.batch_size, TEST_BATCH_SIZE,
+        args.T if spec.kind != "image" else None,
+        augments.transforms(args.dataset, getattr(args, "augment", "default")),
+        distributed=run.distributed, download=not args.no_download,
+        num_workers=workers(args), seed=args.seed, persistent_workers=False,
+        split_by=args.split_by, size=size, cache_dir=getattr(args, "cache_dir", None),
+    )  # fmt: skip
     if len(train) == 0:
         n = len(train.dataset)
         per = f" per process ({run.world} processes)" if run.distributed else ""
@@ -60,7 +52,8 @@ def workers(args):
 
     if args.workers is not None:
         return args.workers
-    return 0 if args.dataset == "digits" else default_num_workers()
+    default = datasets.get(args.dataset).default_workers
+    return default_num_workers() if default is None else default
 
 
 def encoder(args):
@@ -71,13 +64,14 @@ def encoder(args):
 
 
 def neuron_factory(args, alpha):
-    """The zero-argument neuron factory the models call: LIF or PLIF, hard or soft reset,
-    from snetx.snn or (``--backend cuda``) snetx.cuend."""
+    """The zero-argument neuron factory the models call: the ``--neuron`` choice
+    (:mod:`.neurons`), hard or soft reset, from snetx.snn or (``--backend cuda``)
+    snetx.cuend."""
     if args.backend == "cuda":
         from snetx.cuend import neuron as backend
     else:
         backend = snn_neuron
-    cls = backend.PLIF if args.neuron == "plif" else backend.LIF
+    cls = getattr(backend, neurons.get(args.neuron).cls)
     v_reset = None if args.reset == "soft" else 0.0
     return functools.partial(cls, tau=args.tau, v_reset=v_reset, sg=args.surrogate, alpha=alpha)
 

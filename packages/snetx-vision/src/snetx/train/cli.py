@@ -11,7 +11,7 @@ from snetx.dataset import registry as datasets
 from snetx.models import registry as models
 from snetx.snn.surrogate import REGISTERED_SG_FUNCLIST
 
-from . import outdir, recipes
+from . import neurons, outdir, recipes
 
 DATASETS = datasets.names()
 MODELS = models.names()
@@ -66,7 +66,7 @@ def build_parser():
         default=None,
         help="event cameras: resize frames to SIZE x SIZE (default: the dataset's)",
     )
-    a("--epochs", type=int, default=None, help="default: 15 on digits, 20 otherwise")
+    a("--epochs", type=int, default=None, help="default: the dataset's (15 digits, 20 others)")
     a("--batch-size", type=int, default=64, help="per process (default 64)")
     a("--lr", type=float, default=None, help="default 3e-3 (adam) or 0.1 (sgd)")
     a("--optimizer", choices=("adam", "sgd"), default="adam")
@@ -80,9 +80,10 @@ def build_parser():
     a("--tau", type=float, default=2.0, help="membrane time constant (PLIF: its start value)")
     a(
         "--neuron",
-        choices=("lif", "plif"),
+        choices=tuple(neurons.NEURONS),
         default="lif",
-        help="lif, or plif: a learned time constant per layer (default lif)",
+        help="; ".join(f"{n.name}: {n.help}" for n in neurons.NEURONS.values())
+        + " (default lif)",
     )
     a(
         "--reset",
@@ -102,13 +103,9 @@ def build_parser():
         help="training augmentation: default (the dataset's), none, autoaugment (CIFAR: "
         "TET's crop, flip, AutoAugment, Cutout) or flip-roll (event frames)",
     )
-    a(
-        "--connect",
-        type=str.upper,
-        choices=("ADD", "AND", "IAND"),
-        default=None,
-        help="SEW models: how a block joins its shortcut (default ADD)",
-    )
+    for option in models.OPTIONS.values():  # the models' own options
+        a(f"--{option.name}", type=option.type, choices=option.choices or None, default=None,
+          help=option.help)  # fmt: skip
     a(
         "--amp",
         action=argparse.BooleanOptionalAction,
@@ -239,19 +236,37 @@ def parse(argv):
 
 
 def _check(args, given):
-    """Validate and complete ``args``; ``given``: the options typed on the command line."""
+    """Validate and complete ``args``; ``given``: the options typed on the command line.
+    Each concern is one step; the registries (datasets, models, neurons) supply the facts."""
     try:
         data = datasets.get(args.dataset)
         if args.model is None:
-            args.model = "smlp" if data.kind == "sequence" else "scnn"
+            args.model = data.default_model
         model = models.get(args.model)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    _check_data(args, given, data)
+    _check_model(args, given, data, model)
+    _check_training(args, data)
+    _check_neuron(args)
+    _check_memory(args, data)
+    _check_out(args)
+    _check_system(args)
+    _check_cpu_kernel(args)
+    from . import checkpoint
+
+    if args.resume and not checkpoint.exists(args.out):
+        raise UsageError(f"--resume: no checkpoint in {args.out}")
+    return args
+
+
+def _check_data(args, given, data):
+    """The dataset's options: frames (--size, --split-by, --cache-dir), --T, --augment."""
     for option in ("split_by", "cache_dir"):
-        if option in given and data.module != "neuromorphic":
+        if option in given and data.kind == "image":
             raise UsageError(
                 f"--{option.replace('_', '-')} applies to the event and spike datasets "
-                f"({', '.join(n for n in DATASETS if datasets.get(n).module == 'neuromorphic')}), "
+                f"({', '.join(n for n in DATASETS if datasets.get(n).kind != 'image')}), "
                 f"not {args.dataset}"
             )
     if args.size is not None:
@@ -264,6 +279,19 @@ def _check(args, given):
             )
     elif data.kind == "events":
         args.size = data.default_size
+    if args.T is None:
+        args.T = data.default_T
+    if args.T < 1:
+        raise UsageError(f"--T must be >= 1, got {args.T}")
+    try:
+        augments.check(args.dataset, args.augment)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _check_model(args, given, data, model):
+    """The model takes the data's kind and size; its own options get their defaults, and
+    another model's options are refused."""
     size = (args.size, args.size) if args.size else data.size
     if not model.supports(size, data.kind):
         fits = [m for m in MODELS if models.get(m).supports(size, data.kind)]
@@ -272,24 +300,20 @@ def _check(args, given):
             f"{args.model} takes {model.sizes}; {args.dataset} gives {data.kind} of {shape}: "
             f"use --model {' or '.join(fits[:2])}"
         )
-    try:
-        augments.check(args.dataset, args.augment)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if "connect" in model.options:
-        args.connect = args.connect or "ADD"
-    elif args.connect is not None:
-        raise UsageError(f"--connect applies to the SEW models, not {args.model}")
-    if args.T is None:
-        args.T = data.default_T
-    if args.surrogate not in SURROGATES:
-        raise UsageError(
-            f"unknown surrogate {args.surrogate!r}: choose one of {', '.join(SURROGATES)}"
-        )
-    if args.T < 1:
-        raise UsageError(f"--T must be >= 1, got {args.T}")
+    for name, option in models.OPTIONS.items():
+        if name in model.options:
+            if getattr(args, name) is None:
+                setattr(args, name, option.default)
+        elif getattr(args, name) is not None:
+            raise UsageError(
+                f"--{name} applies to {', '.join(models.taking(name))}, not {args.model}"
+            )
+
+
+def _check_training(args, data):
+    """Length, batch, optimiser, loss and surrogate."""
     if args.epochs is None:
-        args.epochs = 15 if args.dataset == "digits" else 20
+        args.epochs = data.default_epochs
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     if args.batch_size < 1:
@@ -299,17 +323,28 @@ def _check(args, given):
     _finite("lr", args.lr, 0.0, low_open=True)
     _finite("lamb", args.lamb, 0.0, 1.0)
     _finite("weight-decay", args.weight_decay, 0.0)
-    _finite("tau", args.tau, 1.0)
-    if args.neuron == "plif" and not args.tau > 1:
-        raise UsageError(f"--neuron plif needs --tau > 1 (its starting value), got {args.tau}")
+    if args.surrogate not in SURROGATES:
+        raise UsageError(
+            f"unknown surrogate {args.surrogate!r}: choose one of {', '.join(SURROGATES)}"
+        )
     _finite("alpha", args.alpha, 0.0, low_open=True)
+
+
+def _check_neuron(args):
+    """--tau for every neuron, then the chosen neuron's own check."""
+    _finite("tau", args.tau, 1.0)
+    problem = neurons.get(args.neuron).check and neurons.get(args.neuron).check(args)
+    if problem:
+        raise UsageError(problem)
+
+
+def _check_system(args):
+    """Processes, seed, device, backend and strategy."""
     _finite("ddp-timeout", args.ddp_timeout, 0.0, low_open=True)
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed must be in [0, 2**32 - 1], got {args.seed}")
-    _check_memory(args, data)
-    _check_out(args)
     import torch
 
     if args.device is None:
@@ -332,12 +367,6 @@ def _check(args, given):
         raise UsageError(
             "--strategy none runs one process; under torchrun use --strategy ddp or fsdp"
         )
-    _check_cpu_kernel(args)
-    from . import checkpoint
-
-    if args.resume and not checkpoint.exists(args.out):
-        raise UsageError(f"--resume: no checkpoint in {args.out}")
-    return args
 
 
 def _check_out(args):

@@ -1,3 +1,4 @@
-"""snetx.dataset.ddp: the loaders of snetx.dataset.vision over DistributedSampler."""
+"""snetx.dataset.ddp: the loaders of snetx.dataset.vision and snetx.dataset.neuromorphic
+over DistributedSampler."""
 
-__all__ = ["vision"]
+__all__ = ["vision", "neuromorphic"]

@@ -4,12 +4,9 @@
 files and fills the frame cache first; the other ranks then read the cache.
 """
 
-from ..neuromorphic import loader_functions
+from ..loaders import public_functions
 
-__all__ = ["nmnist_dataset", "dvs_gesture_dataset", "cifar10_dvs_dataset", "shd_dataset"]
+_functions = public_functions("neuromorphic", distributed=True)
+globals().update(_functions)
 
-_functions = loader_functions(distributed=True)
-nmnist_dataset = _functions["nmnist_dataset"]
-dvs_gesture_dataset = _functions["dvs_gesture_dataset"]
-cifar10_dvs_dataset = _functions["cifar10_dvs_dataset"]
-shd_dataset = _functions["shd_dataset"]
+__all__ = list(_functions)
