@@ -195,7 +195,7 @@ def test_registry_is_the_one_source_of_dataset_facts(tmp_path):
     from snetx.dataset import registry
 
     images = {"digits", "mnist", "fmnist", "cifar10", "cifar100"}
-    events = {"nmnist", "dvsgesture", "cifar10dvs", "shd"}
+    events = {"nmnist", "dvsgesture", "cifar10dvs", "ncaltech101", "shd", "ssc"}
     assert set(registry.DATASETS) == images | events
     from snetx.dataset import neuromorphic
     from snetx.dataset.ddp import neuromorphic as ddp_events

@@ -240,8 +240,10 @@ def _function(spec, distributed):
 def public_functions(module, distributed=False):
     """``{name: function}`` of the datasets whose public module is ``module``
     (``"vision"`` or ``"neuromorphic"``)."""
-    return {
-        spec.loader: _function(spec, distributed)
-        for spec in registry.DATASETS.values()
-        if spec.module == module
-    }
+    out = {}
+    for spec in registry.DATASETS.values():
+        if spec.module == module:
+            fn = _function(spec, distributed)
+            fn.__module__ = f"snetx.dataset.{'ddp.' if distributed else ''}{module}"
+            out[spec.loader] = fn
+    return out
