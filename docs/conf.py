@@ -58,39 +58,7 @@ html_title = f"snetx {release}"
 nitpicky = False
 
 
-def def _datasets_page():
-    """docs/_generated/datasets.md from snetx.dataset.registry: a dataset added to the
-    registry appears here (and in snetx-train) with no other edit."""
-    from snetx.dataset import registry
-
-    parts = []
-    for spec in registry.DATASETS.values():
-        if spec.kind == "image":
-            continue
-        shape = (f"{spec.channels} x {spec.size[0]} x {spec.size[1]}" if spec.kind == "events"
-                 else f"{spec.channels}")  # fmt: skip
-        size = f", frames resized to {spec.default_size} x {spec.default_size}" if (
-            spec.default_size and spec.default_size != max(spec.size)) else ""  # fmt: skip
-        parts += [
-            f"({spec.name})=",
-            f"### `{spec.name}`: `neuromorphic.{spec.loader}`",
-            "",
-            spec.doc.replace(":func:`~snetx.dataset.readers.fixed_split`",
-                             "`snetx.dataset.readers.fixed_split`"),  # fmt: skip
-            "",
-            f"- batches `N x T x {shape}`, {spec.classes} classes, splits: "
-            f"{', '.join(spec.splits)}",
-            f"- snetx-train: `--dataset {spec.name}`, default `T = {spec.default_T}`{size}, "
-            f"model `{spec.default_model}` ({spec.source})",
-            "",
-        ]
-    out = Path(__file__).parent / "_generated"
-    out.mkdir(exist_ok=True)
-    (out / "datasets.md").write_text("\n".join(parts))
-
-
-_recipes_table()
-_datasets_page():
+def _recipes_table():
     """docs/_generated/recipes.md from snetx.train.recipes: the table cannot drift from
     what ``snetx-train --recipe`` does."""
     from snetx.train import recipes
