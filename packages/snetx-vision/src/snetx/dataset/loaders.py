@@ -207,7 +207,7 @@ def _function(spec, distributed):
     if spec.kind == "image":
 
         def loader(data_dir, batch_size, test_batch_size, transforms=None, *, download=True,
-                   num_workers=None, pin_memory=None, seed=0 if distributed else None,
+                   num_workers=None, pin_memory=None, seed=None,
                    persistent_workers=None, validation=False):  # fmt: skip
             return make_loaders(
                 spec, data_dir, batch_size, test_batch_size, None, transforms,
