@@ -33,7 +33,9 @@ def test_mnist_like_loaders(tmp_path, fn, folder, mean_std):
     assert xs.shape[0] == 48  # last partial batch dropped
     # random affine in the default train transform: a train image is not the plain one
     plain = (torch.tensor(data["train"][0], dtype=torch.float32) / 255 - mean) / std
-    assert not any(torch.allclose(xs[0, 0], p) for p in plain)
+    # the random affine (5 degrees, 5% shifts, nearest pixels) leaves few images unchanged
+    unchanged = sum(any(torch.allclose(x, p) for p in plain) for x in xs[:, 0])
+    assert unchanged < len(xs) // 2, unchanged
 
 
 def test_custom_transforms_replace_defaults(tmp_path):

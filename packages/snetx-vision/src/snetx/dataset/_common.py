@@ -104,10 +104,11 @@ class Cutout:
 
 
 def default_transforms(name, autoaugment=False):
-    """(train, test) transforms: MNIST-like get a light random affine, CIFAR random crop
-    with padding 4, horizontal flip and Cutout (with ``autoaugment``, AutoAugment's CIFAR10
-    policy after the flip: the TET paper's pipeline); all are normalized with the
-    dataset's mean and std. ``digits`` images are tensors already (normalize only)."""
+    """(train, test) transforms: MNIST-like get a light random affine (5 degrees, 5%
+    shifts), CIFAR random crop with padding 4, horizontal flip and Cutout (with
+    ``autoaugment``, AutoAugment's CIFAR10 policy after the flip: the TET paper's
+    pipeline); all are normalized with the dataset's mean and std. ``digits`` images are
+    tensors already (normalize only)."""
     from torchvision import transforms as T
 
     spec = _spec(name)
@@ -115,7 +116,10 @@ def default_transforms(name, autoaugment=False):
     if spec.augmentation == "none":
         return norm, norm
     if spec.augmentation == "affine":
-        train = T.Compose([T.RandomAffine(degrees=10, translate=(0.1, 0.1)), T.ToTensor(), norm])
+        # a light affine: 5 degrees, 5% shifts (10 degrees and 10% kept a 4,000-image MNIST
+        # run underfitting: 97.6% training accuracy after 10 epochs)
+        affine = T.RandomAffine(degrees=5, translate=(0.05, 0.05))
+        train = T.Compose([affine, T.ToTensor(), norm])
         return train, T.Compose([T.ToTensor(), norm])
     policy = [T.AutoAugment(T.AutoAugmentPolicy.CIFAR10)] if autoaugment else []
     train = T.Compose(

@@ -119,7 +119,8 @@ class ModelSpec:
 def _scnn(num_classes, in_channels, neuron, size=None):
     from .scnn import SpikingCNN
 
-    return SpikingCNN(in_channels, num_classes, neuron=neuron)
+    pool = max(4, min(size) // 4) if size else 4  # a quarter of the input's side
+    return SpikingCNN(in_channels, num_classes, neuron=neuron, pool=pool)
 
 
 def _vgg(variant, num_classes, in_channels, neuron, size=None):
