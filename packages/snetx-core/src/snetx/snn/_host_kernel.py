@@ -122,20 +122,24 @@ def library_dir() -> Path:
 # must match the SHA-256 recorded when this user built it.
 
 
-def _check_private(path: Path) -> None:
-    st = path.lstat()
+def untrusted(st, path) -> str:
+    """Why the file or folder ``path`` (its ``lstat`` ``st``) is not private to this user,
+    or "" when it is: a symbolic link, another owner, writable by group or others. The
+    frame cache of snetx.dataset applies the same rules."""
     if stat.S_ISLNK(st.st_mode):
-        raise KernelUnavailable(f"kernel cache: {path} is a symbolic link; not trusted")
+        return f"{path} is a symbolic link"
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise KernelUnavailable(
-            f"kernel cache: {path} belongs to uid {st.st_uid}, not to this user "
-            f"(uid {os.getuid()}); not trusted"
-        )
+        return f"{path} belongs to uid {st.st_uid}, not to this user (uid {os.getuid()})"
     if st.st_mode & 0o022:
-        raise KernelUnavailable(
-            f"kernel cache: {path} is writable by group or others (mode "
-            f"{stat.S_IMODE(st.st_mode):o}); not trusted (chmod go-w, or set SNETX_CACHE_DIR)"
-        )
+        return f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    return ""
+
+
+def _check_private(path: Path) -> None:
+    why = untrusted(path.lstat(), path)
+    if why:
+        hint = " (chmod go-w, or set SNETX_CACHE_DIR)" if "writable" in why else ""
+        raise KernelUnavailable(f"kernel cache: {why}; not trusted{hint}")
 
 
 def _private_dirs(folder: Path) -> None:

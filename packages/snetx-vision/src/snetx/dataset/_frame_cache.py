@@ -35,19 +35,19 @@ __all__ = ["FrameCache", "default_root", "source_identity"]
 
 
 def default_root() -> Path:
-    base = os.environ.get("SNETX_CACHE_DIR") or Path.home() / ".cache" / "snetx"
-    return Path(base) / "frames"
+    """``frames`` in snetx's per-user cache (``$SNETX_CACHE_DIR``, else ``~/.cache/snetx``),
+    beside the host kernel's."""
+    from snetx.snn._host_kernel import cache_dir
+
+    return cache_dir() / "frames"
 
 
 def _why_untrusted(st, path):
-    """None when ``st`` (an lstat) is a private folder or file of this user, else why."""
-    if stat.S_ISLNK(st.st_mode):
-        return f"{path} is a symbolic link"
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        return f"{path} belongs to uid {st.st_uid}, not to this user (uid {os.getuid()})"
-    if st.st_mode & 0o022:
-        return f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
-    return None
+    """None when ``st`` (an lstat) is a private folder or file of this user, else why
+    (the host kernel cache's rules)."""
+    from snetx.snn._host_kernel import untrusted
+
+    return untrusted(st, path) or None
 
 
 def _private_folder(path: Path):
@@ -118,8 +118,8 @@ class FrameCache:
     """One cache folder (a dataset split and its settings) under the private root.
 
     ``shape`` is the frames' shape; ``get(i, source_path)`` returns the cached frames of
-    sample ``i`` or None; ``put(i, frames, source_path)`` stores them. With ``root``
-    None-able failures (no private folder), :attr:`folder` is None and nothing is kept.
+    sample ``i`` or None; ``put(i, frames, source_path)`` stores them. When no private
+    folder can be had, :attr:`folder` is None and nothing is kept.
     """
 
     def __init__(self, root, name, settings, shape):
