@@ -94,35 +94,31 @@ def _refuse_link(path):
         )
 
 
-def write_text(path, text: str) -> None:
-    """Write ``path`` as a new file renamed into place: a link planted at ``path`` is
-    replaced, never followed."""
-    path = Path(path)
-    _refuse_link(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-
-
-def save_figure(fig, path, **kwargs) -> None:
-    """``fig.savefig`` into a new file renamed into place (a planted link is replaced)."""
+def _write_new(path, write) -> None:
+    """``write(binary file)`` into a new file renamed to ``path``: a link planted at
+    ``path`` is refused, never followed, and a failed write leaves nothing behind."""
     path = Path(path)
     _refuse_link(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=path.suffix.lstrip("."), **kwargs)
+            write(f)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def write_text(path, text: str) -> None:
+    """Write ``path`` as a new file renamed into place."""
+    _write_new(path, lambda f: f.write(text.encode()))
+
+
+def save_figure(fig, path, **kwargs) -> None:
+    """``fig.savefig`` into a new file renamed into place."""
+    fmt = Path(path).suffix.lstrip(".")
+    _write_new(path, lambda f: fig.savefig(f, format=fmt, **kwargs))
 
 
 def append_text(path, text: str) -> None:
