@@ -100,13 +100,11 @@ def library_dir() -> Path:
     """The cache folder of the library for these sources, compiler, flags and CPU."""
     cxx = _compiler()
     try:
-        code, version, err = _run_with_timeout([cxx, "--version"], min(60, build_timeout()))
+        _, version, _ = _run_with_timeout([cxx, "--version"], min(60, build_timeout()))
     except subprocess.TimeoutExpired:
         raise KernelUnavailable(f"the C++ compiler {cxx!r} did not answer --version") from None
     except OSError as e:
         raise KernelUnavailable(f"cannot run the C++ compiler {cxx!r}: {e}") from e
-    if code == 127:
-        raise KernelUnavailable(f"cannot run the C++ compiler {cxx!r}: {err.strip()}")
     h = hashlib.sha256()
     for name in SOURCES:
         h.update((CSRC / name).read_bytes())
@@ -211,11 +209,15 @@ def _no_space(e: BaseException) -> bool:
     )
 
 
-def _run_with_timeout(cmd, timeout):
+def _run_with_timeout(cmd, timeout, watch_parent=False):
     """(exit code, stdout, stderr); on timeout the compiler's whole process group is killed (a
-    compiler driver's children would otherwise keep running and hold the pipes open)."""
+    compiler driver's children would otherwise keep running and hold the pipes open).
+    ``watch_parent`` (a build: seconds long) runs it under :data:`_WATCHDOG`, which kills
+    the group when this process dies too; a quick probe is not worth its start-up."""
+    if watch_parent:
+        cmd = [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *cmd]
     proc = subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *cmd],
+        cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -271,7 +273,7 @@ def _build(folder: Path) -> None:
     cmd = [_compiler(), *FLAGS, "-I", str(CSRC), str(CSRC / "lif_cpu.cpp"), "-o", tmp]
     timeout = build_timeout()
     try:
-        returncode, _, stderr = _run_with_timeout(cmd, timeout)
+        returncode, _, stderr = _run_with_timeout(cmd, timeout, watch_parent=True)
         if returncode != 0:
             if _no_space(RuntimeError(stderr)):
                 raise KernelUnavailable(f"no space left on device in {folder}")

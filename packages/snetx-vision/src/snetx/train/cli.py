@@ -333,7 +333,8 @@ def _check_training(args, data):
 def _check_neuron(args):
     """--tau for every neuron, then the chosen neuron's own check."""
     _finite("tau", args.tau, 1.0)
-    problem = neurons.get(args.neuron).check and neurons.get(args.neuron).check(args)
+    check = neurons.get(args.neuron).check
+    problem = check(args) if check else None
     if problem:
         raise UsageError(problem)
 

@@ -14,7 +14,6 @@ so a run may resume under another strategy and ``snetx-export`` reads any of the
 Under FSDP, gathering them is a collective: every process calls :meth:`Strategy.state`.
 """
 
-import torch
 from torch import nn
 
 NAMES = ("ddp", "fsdp", "none")
@@ -98,10 +97,10 @@ class FSDP(Strategy):
         model.register_forward_pre_hook(_broadcast_buffers)
         return model
 
-    def _options(self, **kw):
+    def _options(self):
         from torch.distributed.checkpoint.state_dict import StateDictOptions
 
-        return StateDictOptions(full_state_dict=True, **kw)
+        return StateDictOptions(full_state_dict=True)
 
     def state(self, net, model, opt):
         import torch.distributed as dist
@@ -142,8 +141,3 @@ STRATEGIES = {"none": Strategy, "ddp": DDP, "fsdp": FSDP}
 
 def get(name: str) -> Strategy:
     return STRATEGIES[name]()
-
-
-def digest_tensors(state_dict):
-    """The tensors of a full state dict, for the parameter digest of each rank."""
-    return [t for t in state_dict.values() if torch.is_tensor(t)]
