@@ -70,7 +70,8 @@ __all__ = [
     *(s.loader for s in _registry.DATASETS.values() if s.module == "neuromorphic"),
 ]
 
-FORMAT = 1  # bump when the frame layout changes: old cache folders are then not reused
+FORMAT = 2  # bump when the frame layout changes: old cache folders are then not reused
+# (2: .npz entries recording their source's hash)
 
 
 def _bins(events, T, split_by):

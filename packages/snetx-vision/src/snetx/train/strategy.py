@@ -27,9 +27,13 @@ class Strategy:
     def wrap(self, model, run):
         return model
 
+    def model_state(self, net, model):
+        """The full model state dict, with the model's own names."""
+        return model.state_dict()
+
     def state(self, net, model, opt):
         """(model state dict, optimiser state dict), full and in the plain form."""
-        return model.state_dict(), opt.state_dict()
+        return self.model_state(net, model), opt.state_dict()
 
     def load(self, net, model, opt, model_state, optim_state):
         model.load_state_dict(model_state)
@@ -102,17 +106,23 @@ class FSDP(Strategy):
 
         return StateDictOptions(full_state_dict=True)
 
+    def model_state(self, net, model):
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            return super().model_state(net, model)
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(model, options=self._options())
+
     def state(self, net, model, opt):
         import torch.distributed as dist
 
         if not dist.is_initialized():
             return super().state(net, model, opt)
-        from torch.distributed.checkpoint.state_dict import (
-            get_model_state_dict,
-            get_optimizer_state_dict,
-        )
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-        sd = get_model_state_dict(model, options=self._options())
+        sd = self.model_state(net, model)
         if not opt.state:  # before the first step: nothing sharded to gather (and DCP would
             return sd, opt.state_dict()  # initialise the state with a step of its own)
         osd = get_optimizer_state_dict(model, opt, options=self._options())

@@ -334,7 +334,7 @@ class Trainer:
     # ---- the end -----------------------------------------------------------------
     def finish(self):
         """Measure firing rates on the test set, then write summary.json and the plots."""
-        full = self.strategy.state(self.net, self.model, self.opt)[0]
+        full = self.strategy.model_state(self.net, self.model)  # FSDP: gathered
         digests = self.run.gather(param_digest(full))  # each rank's view of the full model
         # hooks that only read the layers' inputs and outputs: no result changes
         with monitor.FiringRateMonitor(self.model) as mon, SynapticOpsCounter(self.model) as ops:
