@@ -23,13 +23,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _util import markdown_table, median_time, saved_bytes  # noqa: E402
 from snetx.snn import _host_kernel, neuron, surrogate  # noqa: E402
 from snetx.snn import functional as F  # noqa: E402
+from snetx.snn import family  # noqa: E402
 from snetx.snn._fused import Rule  # noqa: E402
 
 SHAPES = [(32, 4, 32768), (16, 16, 65536)]
 
 
 def fused(x):
-    return F.FusedLIF.apply(x, None, None, Rule(0.5, 1.0, 0.0, surrogate.arc_tan, 4.0, False))[0]
+    rule = Rule(family.LIF, (1.0, 0.0), False, surrogate.arc_tan, 4.0, False)
+    return F.Fused.apply(x, None, torch.full((1, x[0, 0].numel()), 0.5), rule)[0]
 
 
 def loop(x):

@@ -193,7 +193,7 @@ def test_surrogate_ids_match_the_kernel_enum():
     from snetx.snn import surrogate
     from snetx.snn._host_kernel import CSRC
 
-    header = (CSRC / "lif_neuron.cuh").read_text()
+    header = (CSRC / "neurons.cuh").read_text()
     enum = re.search(r"enum SurrogateId \{([^}]*)\}", header).group(1)
     ids = {k.strip().lower(): int(v) for k, v in (e.split("=") for e in enum.split(","))}
     assert ids == dict(surrogate.SURROGATE_IDS)

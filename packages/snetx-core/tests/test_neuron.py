@@ -4,8 +4,9 @@ import pytest
 import torch
 from reference import DERIVATIVES, lif_backward_by_hand, lif_reference
 from snetx.snn import neuron, surrogate
+from snetx.snn import family
 from snetx.snn._fused import Rule
-from snetx.snn.functional import FusedLIF, lif
+from snetx.snn.functional import Fused, lif
 
 SHAPES = [(3, 5), (2, 6, 7), (2, 4, 3, 5), (2, 3, 2, 4, 4)]
 
@@ -130,9 +131,9 @@ def test_forward_without_graph_matches_reference(monkeypatch, dtype, tau, v_rese
     y_graph = lif(x.clone().requires_grad_(), tau=tau, v_reset=v_reset)
 
     def no_function(*args):
-        raise AssertionError("FusedLIF entered without a graph to record")
+        raise AssertionError("Fused entered without a graph to record")
 
-    monkeypatch.setattr(FusedLIF, "apply", no_function)
+    monkeypatch.setattr(Fused, "apply", no_function)
     with torch.no_grad():
         y_nograd = lif(x.clone().requires_grad_(), tau=tau, v_reset=v_reset)
     with torch.inference_mode():
@@ -143,16 +144,23 @@ def test_forward_without_graph_matches_reference(monkeypatch, dtype, tau, v_rese
         assert torch.equal(y, y_graph.detach()) and torch.equal(y, y_ref)
 
 
-RULE = Rule(0.5, 1.0, 0.0, surrogate.arc_tan, 4.0, False)  # tau = 2
+RULE = Rule(family.LIF, (1.0, 0.0), False, surrogate.arc_tan, 4.0, False)
+
+
+def fused_lif(x):
+    """The fused LIF with tau = 2 on ``N x T x F``."""
+    return Fused.apply(x, None, torch.full((1, x.shape[2]), 0.5), RULE)
 
 
 def test_saves_only_the_input_for_backward(cpu_kernel):
     """Every untraced path keeps x itself (the same storage, nothing new of its size) and
     recomputes the charges in the backward."""
     x = torch.rand(2, 5, 7, requires_grad=True)
-    y, _ = FusedLIF.apply(x, None, None, RULE)
+    y, _ = fused_lif(x)
     saved = [t for t in y.grad_fn.saved_tensors if t is not None]
-    assert len(saved) == 1 and saved[0].untyped_storage().data_ptr() == x.data_ptr()
+    large = [t for t in saved if t.numel() >= x.numel()]
+    assert len(large) == 1 and large[0].untyped_storage().data_ptr() == x.data_ptr()
+    assert sum(t.numel() for t in saved if t is not large[0]) == 7  # the decays, one per feature
 
 
 def test_alpha_callable_read_once_per_forward():
@@ -271,8 +279,8 @@ def test_host_kernel_is_used_and_fallback_works(monkeypatch, tmp_path):
     from snetx.snn import _host_kernel
 
     x = torch.rand(2, 3, 4, requires_grad=True)
-    y, _ = FusedLIF.apply(x, None, None, RULE)
-    assert y.grad_fn._forward_cls is FusedLIF
+    y, _ = fused_lif(x)
+    assert y.grad_fn._forward_cls is Fused
     # without a compiler: "auto" falls back to eager, "host" says what is missing
     fresh = {"lib": None, "error": None, "build_seconds": None, "mode": "auto", "warned": False}
     monkeypatch.setattr(_host_kernel, "_state", fresh)

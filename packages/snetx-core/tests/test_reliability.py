@@ -12,6 +12,8 @@ NEURONS = {
     "LIF soft": lambda: neuron.LIF(v_reset=None),
     "PLIF": lambda: neuron.PLIF(tau=2.0),
     "PLIF soft, stateful": lambda: neuron.PLIF(tau=2.0, v_reset=None, stateful=True),
+    "CubaLIF learned": lambda: neuron.CubaLIF(learn=True),
+    "ALIF soft, stateful": lambda: neuron.ALIF(v_reset=None, stateful=True),
 }
 
 
@@ -30,7 +32,7 @@ def test_double_backward_through_a_fused_neuron_raises(name, cpu_kernel):
     net, x = _net(NEURONS[name]), _x()
     # order 1: autograd.grad(create_graph=True), then backward of a gradient penalty
     (g,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="fused LIF's backward is not differentiable"):
+    with pytest.raises(RuntimeError, match="fused neuron's backward is not differentiable"):
         g.pow(2).sum().backward()
     # a penalty differentiated towards one parameter only, before or after the neuron
     for param in (net[0].weight, net[2].weight):

@@ -267,7 +267,7 @@ def test_traced_path_under_torch_compile_matches(reset):
 
     def f(x, u0):
         return functional.run_state(
-            x, 1.8, 1.0, v_reset, plif.sg, 4.0, False, True, u0=u0, k=plif._k()
+            x, 1.8, 1.0, v_reset, plif.sg, 4.0, False, True, u0=u0, k=plif._decays()[0]
         )
 
     outs = {}

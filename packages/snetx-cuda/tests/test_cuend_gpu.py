@@ -275,7 +275,7 @@ def test_double_backward_through_the_cuda_op_raises(make):
     net = torch.nn.Sequential(torch.nn.Linear(4, 6), make(), torch.nn.Linear(6, 2)).cuda().double()
     x = (torch.rand(3, 5, 4, dtype=torch.float64, device="cuda") * 2).requires_grad_()
     (g,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="fused LIF's backward is not differentiable"):
+    with pytest.raises(RuntimeError, match="fused neuron's backward is not differentiable"):
         g.pow(2).sum().backward()
     (g,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="not differentiable"):

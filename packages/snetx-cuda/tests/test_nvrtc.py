@@ -58,7 +58,7 @@ def test_source_inlines_shared_header_and_is_not_a_python_string():
     src = _compile.source()
     assert "lif_grad_step" in src and '#include "' not in src
     assert (_compile.CSRC / "lif_kernels.cu").is_file()
-    assert (_compile.CORE_CSRC / "lif_neuron.cuh").is_file()
+    assert (_compile.CORE_CSRC / "neurons.cuh").is_file()
 
 
 def test_cubin_for_a_real_arch():

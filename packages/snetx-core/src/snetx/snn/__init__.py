@@ -22,12 +22,12 @@ __all__ = [
 
 def include_dir() -> str:
     """The folder of snetx-core's C++/CUDA headers, for code built against them (as
-    ``numpy.get_include()``). It holds ``lif_neuron.cuh``, the per-neuron dynamics and
+    ``numpy.get_include()``). It holds ``neurons.cuh``, the per-neuron dynamics and
     surrogate derivatives every native backend includes; its ``SurrogateId`` enum numbers
     the surrogates as :data:`snetx.snn.surrogate.SURROGATE_IDS` does.
 
     >>> import os, snetx.snn
-    >>> os.path.isfile(os.path.join(snetx.snn.include_dir(), "lif_neuron.cuh"))
+    >>> os.path.isfile(os.path.join(snetx.snn.include_dir(), "neurons.cuh"))
     True
     """
     return str(Path(__file__).with_name("csrc"))

@@ -1,5 +1,6 @@
-"""The host C++ kernel of the fused LIF: ``csrc/lif_cpu.cpp`` (over the per-neuron
-``lif_neuron.cuh`` that snetx-cuda's kernels include too) built by the host C++ compiler
+"""The host C++ kernels of the neuron family: ``csrc/host_driver.cpp`` (a template over
+the neuron structs of ``neurons.cuh``, which snetx-cuda's driver includes too) built by
+the host C++ compiler
 on first use, cached on disk and loaded with ctypes. ("Host" as in CUDA's host code: this
 is ahead-of-time C++, unrelated to ``torch.compile``.)
 
@@ -33,7 +34,7 @@ import warnings
 from pathlib import Path
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = ("lif_neuron.cuh", "lif_cpu.cpp")
+SOURCES = ("neurons.cuh", "host_driver.cpp")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-shared", "-fPIC", "-std=c++14"]
 MODES = ("auto", "host", "eager")
 ALIASES = {"compiled": "host"}  # the name used before 0.3
@@ -270,7 +271,7 @@ def _build(folder: Path) -> None:
     _clean_orphans(folder)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder, prefix=".tmp-")
     os.close(fd)
-    cmd = [_compiler(), *FLAGS, "-I", str(CSRC), str(CSRC / "lif_cpu.cpp"), "-o", tmp]
+    cmd = [_compiler(), *FLAGS, "-I", str(CSRC), str(CSRC / "host_driver.cpp"), "-o", tmp]
     timeout = build_timeout()
     try:
         returncode, _, stderr = _run_with_timeout(cmd, timeout, watch_parent=True)
@@ -278,7 +279,7 @@ def _build(folder: Path) -> None:
             if _no_space(RuntimeError(stderr)):
                 raise KernelUnavailable(f"no space left on device in {folder}")
             raise KernelUnavailable(
-                f"building the CPU LIF kernel failed:\n{' '.join(cmd)}\n{stderr}"
+                f"building the CPU neuron kernels failed:\n{' '.join(cmd)}\n{stderr}"
             )
         digest = _digest(Path(tmp))
         lib = _library_file(folder, digest)
@@ -289,7 +290,7 @@ def _build(folder: Path) -> None:
                 old.unlink(missing_ok=True)
     except subprocess.TimeoutExpired:
         raise KernelUnavailable(
-            f"building the CPU LIF kernel took longer than {timeout:g} s "
+            f"building the CPU neuron kernels took longer than {timeout:g} s "
             "(SNETX_BUILD_TIMEOUT); the compiler was stopped"
         ) from None
     except OSError as e:
@@ -351,17 +352,32 @@ def _load_or_build(folder: Path):
 
 
 def _declare(lib) -> None:
+    """Argument types of every neuron's two functions (one signature for all, see
+    host_driver.cpp), and a check that the library's neurons have the shapes their
+    descriptions say."""
+    from .family import NEURONS
+
     i64, c_int, p = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
-        fwd = getattr(lib, f"snetx_lif_forward_{suffix}")
-        # x, s, u0, u_last, k; N, T, F; decay, v_th, v_reset; soft, threads
-        fwd.argtypes = [p] * 5 + [i64] * 3 + [real] * 3 + [c_int, c_int]
-        fwd.restype = None
-        bwd = getattr(lib, f"snetx_lif_backward_{suffix}")
-        # x, gs, gx, g_ulast, u0, k, g_u0, g_k; N, T, F; decay, v_th, v_reset, alpha;
-        # sg, detach, soft, threads
-        bwd.argtypes = [p] * 8 + [i64] * 3 + [real] * 4 + [c_int] * 4
-        bwd.restype = c_int
+    for desc in NEURONS.values():
+        if desc.native is None:
+            continue
+        for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+            fwd = getattr(lib, f"snetx_{desc.name}_forward_{suffix}")
+            # x, s, st0, st_last, k, c; N, T, F; soft, threads
+            fwd.argtypes = [p] * 6 + [i64] * 3 + [c_int, c_int]
+            fwd.restype = None
+            bwd = getattr(lib, f"snetx_{desc.name}_backward_{suffix}")
+            # x, gs, gx, g_stlast, st0, k, g_st0, g_k, c; N, T, F; alpha; sg, detach, soft,
+            # threads
+            bwd.argtypes = [p] * 9 + [i64] * 3 + [real] + [c_int] * 4
+            bwd.restype = c_int
+        states, decays = ctypes.c_int(), ctypes.c_int()
+        getattr(lib, f"snetx_{desc.name}_shape")(ctypes.byref(states), ctypes.byref(decays))
+        if (states.value, decays.value) != (len(desc.states), len(desc.decays)):
+            raise AttributeError(
+                f"{desc.name} has {states.value} states and {decays.value} decays in the "
+                f"library, {len(desc.states)} and {len(desc.decays)} in its description"
+            )
 
 
 def load():

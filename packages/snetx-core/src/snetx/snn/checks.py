@@ -6,7 +6,16 @@ import numbers
 
 import torch
 
-__all__ = ["check_params", "check_alpha", "resolve_alpha", "describe_alpha", "check_input"]
+__all__ = ["check_real", "check_params", "check_alpha", "resolve_alpha", "describe_alpha", "check_input"]
+
+
+def check_real(name, value):
+    """A finite real number (not a bool), returned as given."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
 
 
 def check_params(tau, v_th, v_reset):

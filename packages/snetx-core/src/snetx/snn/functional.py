@@ -6,13 +6,14 @@ plain autograd loop :func:`lif_loop` for surrogates without ``derivative``). The
 parameter checks live in :mod:`snetx.snn.checks` and are re-exported here.
 """
 
+import numbers
 from typing import NamedTuple, Optional
 
 import torch
 
-from . import _host_kernel
+from . import _host_kernel, family
 from . import surrogate as _sg
-from ._fused import FusedLIF, Rule, forward_no_graph, records_graph
+from ._fused import Fused, Rule, forward_no_graph, records_graph, state_dtype
 from .checks import check_alpha, check_input, check_params, describe_alpha, resolve_alpha
 
 __all__ = [
@@ -20,9 +21,12 @@ __all__ = [
     "lif_loop",
     "run",
     "run_state",
+    "run_neuron",
+    "register_backend",
+    "BACKENDS",
     "reset_net",
     "feature_decay",
-    "FusedLIF",
+    "Fused",
     "set_cpu_kernel",
     "check_params",
     "check_alpha",
@@ -38,19 +42,16 @@ def _decay_view(k, x_t):
 
 
 def lif_loop(x, tau, v_th, v_reset, sg, alpha, detach, *, u0=None, k=None, return_state=False):
-    """The plain autograd loop of the LIF equations (docs/specification.md); used for
-    surrogates without ``derivative``. ``v_reset=None`` resets by subtraction; ``k`` (a
-    tensor: 0-dim, or one value per channel of dim 2) replaces the decay ``1/tau``."""
-    u = torch.zeros_like(x[:, 0]) if u0 is None else u0
-    spikes = []
-    for x_t in x.unbind(1):
-        h = (u * _decay_view(k, x_t) if k is not None else u / tau) + x_t
-        s = sg.apply(h - v_th, alpha)
-        r = s.detach() if detach else s
-        u = h - v_th * r if v_reset is None else h * (1 - r) + v_reset * r
-        spikes.append(s)
-    out = torch.stack(spikes, dim=1)
-    return (out, u) if return_state else out
+    """The plain autograd loop of the LIF equations (:func:`snetx.snn.family.loop` of
+    the LIF's step); used for surrogates without ``derivative``. ``v_reset=None`` resets
+    by subtraction; ``k`` (a tensor: 0-dim, or one value per channel of dim 2) replaces
+    the decay ``1/tau``."""
+    decay = 1.0 / tau if k is None else _decay_view(k, x[:, 0])
+    out, state = family.loop(
+        family.LIF, x, (decay,), (v_th, 0.0 if v_reset is None else v_reset),
+        v_reset is None, sg, alpha, detach, None if u0 is None else (u0,),
+    )  # fmt: skip
+    return (out, state.u) if return_state else out
 
 
 def feature_decay(k, x):
@@ -74,17 +75,28 @@ def step_shape(x):
     return (x.shape[0], *x.shape[2:])
 
 
-def _check_state(u0, x):
-    if u0 is None:
+def _check_state(desc, state0, x):
+    """``state0`` as a tuple of the neuron's state tensors, or None (rest)."""
+    if state0 is None:
         return None
-    if not isinstance(u0, torch.Tensor):
-        raise TypeError(f"u0 must be a tensor or None, got {type(u0).__name__}")
-    if tuple(u0.shape) != step_shape(x):
-        raise ValueError(
-            f"u0 has shape {tuple(u0.shape)}, but the input's N x ... is {step_shape(x)}"
+    names = desc.states
+    if isinstance(state0, torch.Tensor) and len(names) == 1:
+        state0 = (state0,)
+    if not isinstance(state0, (tuple, list)) or len(state0) != len(names):
+        raise TypeError(
+            f"the state of {desc.name} is ({', '.join(names)}): pass "
+            f"snetx.snn.family.{desc.state.__name__}(...) or None, got {type(state0).__name__}"
         )
-    _check_like(u0, x, "u0")
-    return u0
+    for name, t in zip(names, state0):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"state {name} must be a tensor, got {type(t).__name__}")
+        if tuple(t.shape) != step_shape(x):
+            raise ValueError(
+                f"state {name} has shape {tuple(t.shape)}, but the input's N x ... is "
+                f"{step_shape(x)}"
+            )
+        _check_like(t, x, f"state {name}" if len(names) > 1 else "u0")
+    return desc.state(*state0)
 
 
 def _check_like(t, x, name):
@@ -98,47 +110,111 @@ def _check_like(t, x, name):
 
 
 class Call(NamedTuple):
-    """One call's tensors in the form every backend's kernels take: ``u0f`` (``N x F``
-    state, or None for rest) and ``kf`` (one decay per feature, or None for ``1/tau``);
-    ``empty`` holds the result already when the input has no elements."""
+    """One call's tensors in the form every backend's kernels take: ``st0`` (the state,
+    ``STATES x N x F``, or None for rest) and ``kf`` (every decay per feature, ``DECAYS x
+    F``, learned ones with their graph); ``empty`` holds the result already when the input
+    has no elements."""
 
-    u0f: Optional[torch.Tensor]
+    st0: Optional[torch.Tensor]
     kf: Optional[torch.Tensor]
     empty: Optional[tuple]
 
 
-def prepare_call(x, u0=None, k=None):
-    """Check ``u0`` against ``x`` and flatten ``u0``/``k`` for the kernels (shared by the
+def _is_learned(k):
+    return isinstance(k, torch.Tensor)
+
+
+def prepare_call(desc, x, state0=None, k=()):
+    """Check ``state0`` and the decays ``k`` (numbers, or learned tensors: 0-dim or one per
+    channel of dim 2) against ``x`` and flatten them for the kernels (shared by the
     backends). For an empty ``x`` (N = 0 or T = 0) the result is ready: empty spikes, like
     torch ops, and the state unchanged."""
-    u0 = _check_state(u0, x)
+    state0 = _check_state(desc, state0, x)
+    for name, kd in zip(desc.decays, k):
+        if _is_learned(kd):
+            _check_like(kd, x, f"the learnable decay of {name}")
+    state = state_dtype(x.dtype)
     if x.numel() == 0:
-        state = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         rest = torch.zeros(step_shape(x), dtype=state, device=x.device)
-        return Call(None, None, (x.mul(0), u0 if u0 is not None else rest))
-    if k is not None:
-        _check_like(k, x, "the learnable decay (PLIF's k)")
-    kf = None if k is None else feature_decay(k, x)
-    return Call(None if u0 is None else u0.reshape(x.shape[0], -1), kf, None)
+        same = state0 if state0 is not None else desc.state(*([rest] * len(desc.states)))
+        return Call(None, None, (x.mul(0), same))
+    features = x[0, 0].numel()
+    kf = torch.stack([
+        feature_decay(kd, x).to(state) if _is_learned(kd)
+        else torch.full((features,), kd, dtype=state, device=x.device)
+        for kd in k
+    ])  # fmt: skip
+    st0 = None
+    if state0 is not None:
+        st0 = torch.stack([t.reshape(x.shape[0], -1) for t in state0])
+    return Call(st0, kf, None)
+
+
+#: Registered backends: (neuron name, backend name) -> ``fn(x, st0, kf, rule)`` returning
+#: ``(spikes, st_last)`` with ``st_last`` ``STATES x N x F`` (the torch backend here;
+#: snetx.cuend registers "cuda" for each neuron it implements).
+BACKENDS = {}
+
+
+def register_backend(neuron, backend, fn):
+    """Register ``fn`` as how ``backend`` runs the neuron named ``neuron``."""
+    family.get(neuron)
+    BACKENDS[(neuron, backend)] = fn
+
+
+def _run_torch(x, st0, kf, rule):
+    if records_graph(x, st0, kf):
+        return Fused.apply(x, st0, kf, rule)
+    return forward_no_graph(x, rule, st0, kf)
+
+
+for _name in family.NEURONS:
+    register_backend(_name, "torch", _run_torch)
+
+
+def _loop_decay(kd, x):
+    return _decay_view(kd, x[:, 0]) if _is_learned(kd) else kd
+
+
+def run_neuron(desc, x, k, consts, soft, sg, alpha, detach, fused=True, state0=None,
+               backend="torch"):  # fmt: skip
+    """(spikes, final state): the single dispatch point of every neuron, on validated
+    arguments. ``desc`` is a :class:`snetx.snn.family.Description`, ``k`` its decays
+    (numbers, or learned tensors), ``consts`` its constants (``v_reset`` ignored when
+    ``soft``), ``alpha`` a number; ``fused`` (``surrogate.has_derivative(sg)``, decided
+    once outside any compiled region) False runs the plain autograd loop, as does
+    ``torch.compile`` tracing the torch backend. ``state0`` None is rest."""
+    check_input(x)
+    key = (desc.name, backend)
+    if key not in BACKENDS:
+        have = sorted(b for n, b in BACKENDS if n == desc.name)
+        raise ValueError(
+            f"no backend {backend!r} for neuron {desc.name!r} (registered: {', '.join(have)})"
+            + ("; import snetx.cuend (pip install snetx-cuda)" if backend == "cuda" else "")
+        )
+    call = prepare_call(desc, x, state0, k)
+    if call.empty is not None:
+        return call.empty
+    consts = tuple(0.0 if (soft and i == 1) else float(c) for i, c in enumerate(consts))
+    if backend == "torch" and (not fused or torch.compiler.is_compiling()):
+        decays = tuple(_loop_decay(kd, x) for kd in k)
+        return family.loop(desc, x, decays, consts, soft, sg, alpha, detach, _check_state(
+            desc, state0, x))
+    rule = Rule(desc, consts, bool(soft), sg, alpha, bool(detach))
+    spikes, st_last = BACKENDS[key](x, call.st0, call.kf, rule)
+    shape = step_shape(x)
+    return spikes, desc.state(*(t.view(shape) for t in st_last.unbind(0)))
 
 
 def run_state(x, tau, v_th, v_reset, sg, alpha, detach, fused, u0=None, k=None):
-    """(spikes, u_last): the single dispatch point, on validated arguments (``alpha`` a
-    number, ``v_reset`` None for the soft reset, ``k`` None or a learnable decay): the
-    fused path, or the plain loop for a surrogate without ``derivative`` (``fused =
-    surrogate.has_derivative(sg)``, decided once, outside any compiled region)."""
-    check_input(x)
-    call = prepare_call(x, u0, k)
-    if call.empty is not None:
-        return call.empty
-    if not fused:
-        return lif_loop(x, tau, v_th, v_reset, sg, alpha, detach, u0=u0, k=k, return_state=True)
-    rule = Rule(1.0 / tau, v_th, v_reset, sg, alpha, detach)
-    if records_graph(x, call.u0f, call.kf):
-        spikes, u_last = FusedLIF.apply(x, call.u0f, call.kf, rule)
-    else:
-        spikes, u_last = forward_no_graph(x, rule, call.u0f, call.kf)
-    return spikes, u_last.view(step_shape(x))
+    """(spikes, u_last) of the LIF: :func:`run_neuron` with the LIF's arguments
+    (``v_reset`` None for the soft reset, ``k`` None or a learnable decay)."""
+    decay = 1.0 / tau if k is None else k
+    spikes, state = run_neuron(
+        family.LIF, x, (decay,), (v_th, v_reset), v_reset is None, sg, alpha, detach, fused,
+        None if u0 is None else (u0,),
+    )  # fmt: skip
+    return spikes, state.u
 
 
 def run(x, tau, v_th, v_reset, sg, alpha, detach, fused):

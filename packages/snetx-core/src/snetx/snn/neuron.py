@@ -1,19 +1,24 @@
-r"""Spiking neuron modules on sequences ``N x T x ...``.
+r"""Spiking neuron modules on sequences ``N x T x ...``: the neuron family.
 
-:class:`SpikingNeuron` is the one base of every snetx neuron, in every backend: it holds
-and validates the parameters, resolves the surrogate, reads ``alpha`` once per call,
-keeps the membrane state when asked to, and prints them; a backend supplies only
-``_resolve_sg`` (which surrogates it runs) and ``_run`` (how). :class:`LIF` runs on torch
-(the fused path, on CPU the host C++ kernel); ``snetx.cuend.neuron.LIF`` extends it with
-CUDA kernels, so ``isinstance(m, LIF)`` holds for both. :class:`PLIF` learns its time
-constant.
+:class:`SpikingNeuron` is the one base of every snetx neuron: it holds and validates the
+parameters, resolves the surrogate, reads ``alpha`` once per call, keeps the state when
+asked to, and prints them. Each neuron is a small subclass naming its description
+(:mod:`snetx.snn.family`: state variables, decays, constants, step) and its arguments:
+:class:`LIF` (with :class:`IF` and :class:`PLIF`), :class:`CubaLIF` (a synaptic current)
+and :class:`ALIF` (an adaptive threshold). How it runs is a registered backend
+(``backend="torch"``: the fused path, on CPU the host C++ kernel; ``"cuda"``: the CUDA
+kernels of snetx-cuda, whose ``snetx.cuend.neuron`` classes are these with that default),
+so ``isinstance(m, LIF)`` holds whatever runs it. Every time constant can be learned
+(``learn=True`` or a tuple of names, optionally per channel), as :class:`PLIF` learns
+the LIF's.
 
 State. By default every call processes a whole sequence from rest. With
 ``stateful=True`` a call starts from the state the previous call left (rest after
 construction or :meth:`~SpikingNeuron.reset`) and keeps its final state in ``.state``:
 long sequences can be fed in chunks (gradients flow across chunks until
 :meth:`~SpikingNeuron.detach_state`), and :meth:`~SpikingNeuron.step` runs one time step
-of a stream. :func:`snetx.snn.functional.reset_net` resets every neuron of a model.
+of a stream. The state is a tensor for one-variable neurons (the LIF's ``u``) and the
+description's named tuple otherwise (``CubaLIFState(i, u)``, ``ALIFState(u, a)``). :func:`snetx.snn.functional.reset_net` resets every neuron of a model.
 """
 
 import math
@@ -22,38 +27,81 @@ import numbers
 import torch
 from torch import nn
 
-from . import checks
+from . import checks, family
 from . import functional as F
 from . import surrogate as _sg
 from .surrogate import arc_tan
 
-__all__ = ["SpikingNeuron", "LIF", "IF", "PLIF"]
+__all__ = ["SpikingNeuron", "LIF", "IF", "PLIF", "CubaLIF", "ALIF"]
+
+
+def _check_tau(name, value, learned):
+    checks.check_real(name, value)
+    if learned and not value > 1:
+        raise ValueError(f"a learned {name} needs an initial value > 1 (w = -log({name} - 1)), "
+                         f"got {value!r}")  # fmt: skip
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1 (1 means no decay), got {value!r}")
+    return float(value)
 
 
 class SpikingNeuron(nn.Module):
-    """Base of snetx's multi-step LIF neurons: parameters, validation, state, ``forward``,
-    repr.
-
-    Subclasses implement ``_run(x, alpha, u0)`` -> ``(spikes, u_last)`` (``alpha`` already
-    read and checked, ``u0`` None for rest) and may override ``_resolve_sg(sg)`` to
-    restrict the surrogates they accept, and ``_k()`` to learn the decay.
+    """Base of snetx's multi-step neurons: parameters, validation, state, ``forward``,
+    repr. A subclass sets ``description`` (a :class:`snetx.snn.family.Description`) and
+    calls ``super().__init__`` with its time constants and own constants by name; it may
+    override ``_resolve_sg(sg)`` to restrict the surrogates it accepts and ``_decays()``
+    to compute its decays another way (:class:`PLIF`).
     """
 
     #: lets monitors and tools find neurons without knowing every backend
     is_spiking_neuron = True
+    description = family.LIF
+    #: the registered backend that runs the neuron (snetx.snn.functional.BACKENDS)
+    backend = "torch"
 
     def __init__(
         self,
-        tau=2.0,
         v_th=1.0,
         v_reset=0.0,
         sg=arc_tan,
         alpha=4.0,
         detach=False,
         stateful=False,
+        *,
+        taus=None,
+        consts=None,
+        learn=False,
+        channels=None,
+        backend=None,
     ):
         super().__init__()
-        self.tau, self.v_th, self.v_reset = checks.check_params(tau, v_th, v_reset)
+        desc = self.description
+        taus = dict(taus or {})
+        if tuple(taus) != desc.decays:
+            raise TypeError(f"{type(self).__name__} has time constants {desc.decays}")
+        checks.check_real("v_th", v_th)
+        if v_reset is not None:
+            checks.check_real("v_reset", v_reset)
+            if not v_reset < v_th:
+                raise ValueError(
+                    f"v_reset must be < v_th, got v_reset={v_reset!r}, v_th={v_th!r}"
+                )
+        self.v_th, self.v_reset = float(v_th), None if v_reset is None else float(v_reset)
+        for name, value in (consts or {}).items():
+            setattr(self, name, float(checks.check_real(name, value)))
+        learned = _learned_names(learn, desc.decays)
+        for name, value in taus.items():
+            setattr(self, name, _check_tau(name, value, name in learned))
+        self.learn = learned
+        self.channels = _check_channels(channels, learned)
+        for name in learned:
+            shape = () if self.channels is None else (self.channels,)
+            w = torch.full(shape, -math.log(getattr(self, name) - 1.0))
+            self.register_parameter(_param(name), nn.Parameter(w))
+        if backend is not None:
+            if not isinstance(backend, str):
+                raise TypeError(f"backend must be a name, got {backend!r}")
+            self.backend = backend
         self.sg = self._resolve_sg(sg)
         # decided once here, outside any compiled region (Dynamo cannot trace issubclass on
         # autograd Functions): a surrogate without derivative() runs the plain loop
@@ -63,50 +111,75 @@ class SpikingNeuron(nn.Module):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
         self.detach, self.stateful = detach, stateful
-        #: the membrane state after the last call (stateful) or step; None is rest
+        #: the state after the last call (stateful) or step; None is rest
         self.state = None
 
     def _resolve_sg(self, sg):
         return _sg.get(sg)
 
-    def _k(self):
-        """The learnable decay (a tensor), or None for the fixed ``1 / tau``."""
-        return None
+    def _decays(self):
+        """Every decay of the description: ``sigmoid(w)`` when learned, else ``1 / tau``."""
+        return tuple(
+            torch.sigmoid(getattr(self, _param(name))) if name in self.learn
+            else 1.0 / getattr(self, name)
+            for name in self.description.decays
+        )  # fmt: skip
 
-    def _run(self, x, alpha, u0):  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must implement _run(x, alpha, u0)")
+    def _consts(self):
+        return tuple(
+            0.0 if (n == "v_reset" and self.v_reset is None) else getattr(self, n)
+            for n in self.description.consts
+        )  # fmt: skip
+
+    def tau_values(self, name=None):
+        """The current time constant(s) ``1 / decay`` of ``name`` (default: the first of
+        the description), a detached tensor."""
+        name = name or self.description.decays[0]
+        decay = self._decays()[self.description.decays.index(name)]
+        return 1.0 / torch.as_tensor(decay).detach()
 
     # ---- state -----------------------------------------------------------------------
     def reset(self):
-        """Return to rest: the next call or step starts from ``u = 0``."""
+        """Return to rest: the next call or step starts from a zero state."""
         self.state = None
 
     def detach_state(self):
         """Keep the state's value but cut the graph behind it (truncated BPTT): no
         gradient flows from later calls into earlier ones."""
-        if self.state is not None:
+        if isinstance(self.state, torch.Tensor):
             self.state = self.state.detach()
+        elif self.state is not None:
+            self.state = type(self.state)(*(t.detach() for t in self.state))
 
     def _state_for(self, shape, x):
         if self.state is None:
             return None
-        if tuple(self.state.shape) != tuple(shape) or self.state.device != x.device:
-            raise ValueError(
-                f"{type(self).__name__} keeps a state of shape {tuple(self.state.shape)} on "
-                f"{self.state.device}, but this input's N x ... is {tuple(shape)} on "
-                f"{x.device}: call reset() (or snetx.snn.functional.reset_net(model)) "
-                "between sequences of different shapes"
-            )
+        parts = (self.state,) if isinstance(self.state, torch.Tensor) else tuple(self.state)
+        for t in parts:
+            if tuple(t.shape) != tuple(shape) or t.device != x.device:
+                raise ValueError(
+                    f"{type(self).__name__} keeps a state of shape {tuple(t.shape)} on "
+                    f"{t.device}, but this input's N x ... is {tuple(shape)} on "
+                    f"{x.device}: call reset() (or snetx.snn.functional.reset_net(model)) "
+                    "between sequences of different shapes"
+                )
         return self.state
 
     # ---- running -----------------------------------------------------------------------
+    def _run(self, x, alpha, state0):
+        """(spikes, final state) through the registered backend."""
+        return F.run_neuron(
+            *(self.description, x, self._decays(), self._consts(), self.v_reset is None),
+            *(self.sg, alpha, self.detach, self._fused, state0, self.backend),
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         checks.check_input(x)
         alpha = checks.resolve_alpha(self.alpha)
-        u0 = self._state_for(F.step_shape(x), x) if self.stateful else None
-        spikes, u_last = self._run(x, alpha, u0)
+        state0 = self._state_for(F.step_shape(x), x) if self.stateful else None
+        spikes, state = self._run(x, alpha, state0)
         if self.stateful:
-            self.state = u_last
+            self.state = state[0] if len(self.description.states) == 1 else state
         return spikes
 
     def step(self, x_t: torch.Tensor) -> torch.Tensor:
@@ -123,14 +196,49 @@ class SpikingNeuron(nn.Module):
     def extra_repr(self) -> str:
         sg = self.sg if isinstance(self.sg, str) else (_sg.name_of(self.sg) or self.sg.__name__)
         reset = "None (soft)" if self.v_reset is None else self.v_reset
+        taus = ", ".join(f"{n}={self._tau_repr(n)}" for n in self.description.decays)
+        own = "".join(f", {n}={getattr(self, n)}" for n in self.description.consts[2:])
         text = (
-            f"tau={self._tau_repr()}, v_th={self.v_th}, v_reset={reset}, sg={sg}, "
+            f"{taus}, v_th={self.v_th}, v_reset={reset}{own}, sg={sg}, "
             f"alpha={checks.describe_alpha(self.alpha)}, detach={self.detach}"
         )
+        if self.channels:
+            text += f", channels={self.channels}"
+        if type(self).backend != self.backend:
+            text += f", backend={self.backend!r}"
         return text + (", stateful=True" if self.stateful else "")
 
-    def _tau_repr(self):
-        return self.tau
+    def _tau_repr(self, name):
+        value = getattr(self, name)
+        return f"{value} (initial)" if name in self.learn else value
+
+
+def _param(name):
+    """The parameter of a learned time constant: ``w`` for ``tau`` (PLIF's name), else
+    ``w_<name>``; ``sigmoid(w) = 1 / tau``."""
+    return "w" if name == "tau" else "w_" + name
+
+
+def _learned_names(learn, decays):
+    if learn is True:
+        return tuple(decays)
+    if learn is False or learn is None:
+        return ()
+    names = (learn,) if isinstance(learn, str) else tuple(learn)
+    for n in names:
+        if n not in decays:
+            raise ValueError(f"learn names a time constant: one of {decays}, got {n!r}")
+    return names
+
+
+def _check_channels(channels, learned):
+    if channels is None:
+        return None
+    if isinstance(channels, bool) or not isinstance(channels, numbers.Integral) or channels < 1:
+        raise ValueError(f"channels must be None or an int >= 1, got {channels!r}")
+    if not learned:
+        raise ValueError("channels is the number of learned time constants: set learn too")
+    return int(channels)
 
 
 class LIF(SpikingNeuron):
@@ -151,8 +259,8 @@ class LIF(SpikingNeuron):
     also carries :math:`(v_{reset} - h)\,\sigma'` (hard) or :math:`-v_{th}\,\sigma'` (soft).
 
     The fused path (any surrogate exposing ``derivative``) builds no per-step graph and
-    saves one tensor of the input's size, ``h``, for backward; 16-bit inputs keep float32
-    state. Other surrogates use the plain autograd loop. ``torch.compile(lif,
+    saves one tensor of the input's size, the input ``x``, for backward (the backward
+    recomputes the steps from it); 16-bit inputs keep float32 state. Other surrogates use the plain autograd loop. ``torch.compile(lif,
     fullgraph=True)`` works: there is no graph break; Dynamo traces the fused Function
     with the time loop unrolled, and a callable ``alpha`` is read at trace time (a
     changed value recompiles).
@@ -170,6 +278,11 @@ class LIF(SpikingNeuron):
         detach (bool): detach the spike in the reset path. Default False.
         stateful (bool): start each call from the state the last one left (see the
             module doc). Default False.
+        learn (bool): learn the time constant (as :class:`PLIF`, parameter ``w``).
+            Default False.
+        channels (int or None): with ``learn``, one time constant per channel (dim 2).
+        backend (str or None): the registered backend that runs it (``"torch"``, or
+            ``"cuda"`` with snetx-cuda). Default: the class's.
 
     Shape:
         - Input: :math:`(N, T, *)`, floating point, at least 2 dims.
@@ -188,11 +301,26 @@ class LIF(SpikingNeuron):
         [0.0, 0.0, 1.0, 1.0]
     """
 
-    def _run(self, x, alpha, u0):
-        return F.run_state(
-            *(x, self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach, self._fused),
-            u0=u0,
-            k=self._k(),
+    def __init__(
+        self,
+        tau=2.0,
+        v_th=1.0,
+        v_reset=0.0,
+        sg=arc_tan,
+        alpha=4.0,
+        detach=False,
+        stateful=False,
+        *,
+        learn=False,
+        channels=None,
+        backend=None,
+    ):
+        super().__init__(
+            *(v_th, v_reset, sg, alpha, detach, stateful),
+            taus={"tau": tau},
+            learn=learn,
+            channels=channels,
+            backend=backend,
         )
 
 
@@ -207,8 +335,11 @@ class IF(LIF):
         [0.0, 1.0, 0.0]
     """
 
-    def __init__(self, v_th=1.0, v_reset=0.0, sg=arc_tan, alpha=4.0, detach=False, stateful=False):
-        super().__init__(1.0, v_th, v_reset, sg, alpha, detach, stateful)
+    def __init__(
+        self, v_th=1.0, v_reset=0.0, sg=arc_tan, alpha=4.0, detach=False, stateful=False, *,
+        backend=None,
+    ):  # fmt: skip
+        super().__init__(1.0, v_th, v_reset, sg, alpha, detach, stateful, backend=backend)
 
 
 class PLIF(LIF):
@@ -249,27 +380,146 @@ class PLIF(LIF):
         detach=False,
         stateful=False,
         channels=None,
+        *,
+        backend=None,
     ):
-        super().__init__(tau, v_th, v_reset, sg, alpha, detach, stateful)
-        if not self.tau > 1:
+        if not checks.check_real("tau", tau) > 1:
             raise ValueError(f"PLIF needs an initial tau > 1 (w = -log(tau - 1)), got {tau!r}")
-        if channels is not None and (
-            isinstance(channels, bool) or not isinstance(channels, numbers.Integral) or channels < 1
-        ):
-            raise ValueError(f"channels must be None or an int >= 1, got {channels!r}")
-        self.channels = None if channels is None else int(channels)
-        shape = () if channels is None else (int(channels),)
-        self.w = nn.Parameter(torch.full(shape, -math.log(self.tau - 1.0)))
+        super().__init__(
+            *(tau, v_th, v_reset, sg, alpha, detach, stateful),
+            learn=True,
+            channels=channels,
+            backend=backend,
+        )
 
-    def _k(self):
-        return torch.sigmoid(self.w)
-
-    def tau_values(self):
-        """The current time constant(s), ``1 / sigmoid(w)`` (a detached tensor)."""
-        return 1.0 / torch.sigmoid(self.w.detach())
-
-    def _tau_repr(self):
+    def _tau_repr(self, name):
         return f"{self.tau} (initial)"
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + (f", channels={self.channels}" if self.channels else "")
+
+_COMMON_ARGS = """        v_th (float): firing threshold. Default 1.
+        v_reset (float or None): reset potential, ``< v_th``; None resets by subtracting
+            the threshold. Default 0.
+        sg, alpha, detach, stateful, backend: as :class:`LIF`; ``detach`` makes the spike a
+            constant wherever it updates state (reset, adaptation).
+        learn (bool or tuple of str): learn every time constant (True) or those named
+            (parameters ``w`` for ``tau``, ``w_<name>`` for the others,
+            ``sigmoid(w) = 1 / tau``). Default False.
+        channels (int or None): with ``learn``, one value per channel (dim 2).
+"""
+
+
+class CubaLIF(SpikingNeuron):
+    r"""Current-based LIF: a synaptic current filters the input (snnTorch ``Synaptic``,
+    Norse ``LIFCell``, NIR ``CubaLIF``).
+
+    From the state :math:`(i, u)[-1]` (rest, 0) and, elementwise:
+
+    .. math::
+        i[t] &= i[t-1] / \tau_{syn} + x[t]           \quad\text{(synaptic current)} \\
+        h[t] &= u[t-1] / \tau + i[t]                  \quad\text{(charge, this step's current)} \\
+        s[t] &= \Theta(h[t] - v_{th}) \\
+        u[t] &= h[t] (1 - s[t]) + v_{reset}\, s[t]    \quad\text{(soft: } h[t] - v_{th} s[t])
+
+    Args:
+        tau_syn (float): synaptic time constant, ``>= 1``. Default 2.
+        tau (float): membrane time constant, ``>= 1``. Default 2.
+""" + _COMMON_ARGS + """
+    Shape:
+        - Input: :math:`(N, T, *)`, floating point. Output: spikes of the same shape.
+        - State: :class:`snetx.snn.family.CubaLIFState` ``(i, u)``, each :math:`(N, *)`.
+
+    Example::
+
+        >>> import torch
+        >>> from snetx.snn import neuron
+        >>> cuba = neuron.CubaLIF(tau_syn=2.0, tau=2.0)
+        >>> x = torch.tensor([[[0.5], [0.5], [0.0], [0.0]]])    # i = 0.5, 0.75, 0.375, ...
+        >>> cuba(x).flatten().tolist()                          # h = 0.5, 1.0 (fires), ...
+        [0.0, 1.0, 0.0, 0.0]
+    """
+
+    description = family.CUBALIF
+
+    def __init__(
+        self,
+        tau_syn=2.0,
+        tau=2.0,
+        v_th=1.0,
+        v_reset=0.0,
+        sg=arc_tan,
+        alpha=4.0,
+        detach=False,
+        stateful=False,
+        *,
+        learn=False,
+        channels=None,
+        backend=None,
+    ):
+        super().__init__(
+            *(v_th, v_reset, sg, alpha, detach, stateful),
+            taus={"tau_syn": tau_syn, "tau": tau},
+            learn=learn,
+            channels=channels,
+            backend=backend,
+        )
+
+
+class ALIF(SpikingNeuron):
+    r"""LIF with an adaptive threshold (Bellec et al. 2018, LSNN; Yin et al. 2021): every
+    spike raises the threshold by ``beta``, decaying with ``tau_adapt``.
+
+    From the state :math:`(u, a)[-1]` (rest, 0) and, elementwise:
+
+    .. math::
+        h[t] &= u[t-1] / \tau + x[t] \\
+        \theta[t] &= v_{th} + \beta\, a[t-1] \\
+        s[t] &= \Theta(h[t] - \theta[t])            \quad\text{(surrogate at } h - \theta) \\
+        u[t] &= h[t] (1 - s[t]) + v_{reset}\, s[t]   \quad\text{(soft: } h[t] - \theta[t] s[t]) \\
+        a[t] &= a[t-1] / \tau_{adapt} + s[t]
+
+    Args:
+        tau (float): membrane time constant, ``>= 1``. Default 2.
+        tau_adapt (float): adaptation time constant, ``>= 1``. Default 20.
+        beta (float): threshold increase per unit of adaptation, ``>= 0``. Default 1.8.
+""" + _COMMON_ARGS + """
+    Shape:
+        - Input: :math:`(N, T, *)`, floating point. Output: spikes of the same shape.
+        - State: :class:`snetx.snn.family.ALIFState` ``(u, a)``, each :math:`(N, *)`.
+
+    Example::
+
+        >>> import torch
+        >>> from snetx.snn import neuron
+        >>> alif = neuron.ALIF(tau=2.0, tau_adapt=20.0, beta=1.8)
+        >>> alif(torch.full((1, 6, 1), 1.2)).flatten().tolist()  # the threshold climbs
+        [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+    """
+
+    description = family.ALIF
+
+    def __init__(
+        self,
+        tau=2.0,
+        tau_adapt=20.0,
+        beta=1.8,
+        v_th=1.0,
+        v_reset=0.0,
+        sg=arc_tan,
+        alpha=4.0,
+        detach=False,
+        stateful=False,
+        *,
+        learn=False,
+        channels=None,
+        backend=None,
+    ):
+        if checks.check_real("beta", beta) < 0:
+            raise ValueError(f"beta must be >= 0, got {beta!r}")
+        super().__init__(
+            *(v_th, v_reset, sg, alpha, detach, stateful),
+            taus={"tau": tau, "tau_adapt": tau_adapt},
+            consts={"beta": beta},
+            learn=learn,
+            channels=channels,
+            backend=backend,
+        )

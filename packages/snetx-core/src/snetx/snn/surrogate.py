@@ -154,7 +154,7 @@ REGISTRY = MappingProxyType(
     {f.name: f for f in (arc_tan, sigmoid, rectangular, triangle, fast_sigmoid, ste)}
 )
 #: The id each native kernel (host C++ and CUDA) gives a surrogate: the one mapping the
-#: ``enum`` in ``csrc/lif_neuron.cuh`` must agree with (a test checks it).
+#: ``enum`` in ``csrc/neurons.cuh`` must agree with (a test checks it).
 SURROGATE_IDS = MappingProxyType({name: i for i, name in enumerate(REGISTRY)})
 #: Other accepted spellings.
 ALIASES = MappingProxyType({"LeakyReLU": "ste", "arc_tan": "arctan", "atan": "arctan"})

@@ -3,7 +3,7 @@
 Nothing here runs at import: kernels are compiled on first use per device and dtype by
 CuPy's RawModule, which caches the binary on disk (``~/.cupy/kernel_cache`` or
 ``$CUPY_CACHE_DIR``). The source handed to NVRTC has the local headers expanded, so the
-cache key covers snetx-core's ``lif_neuron.cuh`` too.
+cache key covers snetx-core's ``neurons.cuh`` too.
 """
 
 import re

@@ -3,7 +3,7 @@
 // forward reads x, writes s; backward reads x and grad_s, writes grad_x. The backward
 // recomputes the charges h from x, chunk by chunk in registers, starting each chunk from
 // the membrane the forward kept at its start (ckpt: one state value per SNETX_CHUNK steps).
-// The dynamics come from snetx-core's lif_neuron.cuh (shared with the CPU kernel).
+// The dynamics come from snetx-core's neurons.cuh (shared with the CPU kernel).
 #include "lif_io.cuh"
 
 namespace snetx {
