@@ -23,7 +23,7 @@ def test_import_needs_no_gpu_and_compiles_nothing():
 
 
 def test_cpu_tensor_points_to_snn():
-    with pytest.raises(ValueError, match="snetx.snn.neuron.LIF"):
+    with pytest.raises(ValueError, match="snetx.snn.neuron classes on the CPU"):
         cu.LIF()(torch.rand(2, 3, 4))
 
 

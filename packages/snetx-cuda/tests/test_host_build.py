@@ -9,6 +9,7 @@ import pytest
 import torch
 from snetx.cuend import _compile
 from snetx.snn import functional as F
+from snetx.snn import family  # noqa: F401  (F.family)
 
 HERE = os.path.dirname(__file__)
 IO = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
@@ -37,11 +38,11 @@ def host_lib(tmp_path_factory):
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     lib = ctypes.CDLL(str(out))
     p, ll, d, i = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double, ctypes.c_int
-    # io, soft, x, ckpt, s, u0, u_last, k, N, T, F, decay, v_th, v_reset
-    lib.host_forward.argtypes = [i, i] + [p] * 6 + [ll] * 3 + [d] * 3
-    # io, sg, detach, soft, x, ckpt, gs, gx, g_ulast, u0, k, g_u0, g_k, N, T, F, decay,
-    # v_th, v_reset, alpha
-    lib.host_backward.argtypes = [i] * 4 + [p] * 9 + [ll] * 3 + [d] * 4
+    # neuron, io, soft, x, ckpt, s, st0, st_last, k, N, T, F, consts
+    lib.host_forward.argtypes = [i] * 3 + [p] * 6 + [ll] * 3 + [p]
+    # neuron, io, sg, detach, soft, x, ckpt, gs, gx, g_stlast, st0, k, g_st0, g_k, N, T, F,
+    # consts, alpha
+    lib.host_backward.argtypes = [i] * 5 + [p] * 9 + [ll] * 3 + [p, d]
     lib.host_set_launch.argtypes = [i, i]
     return lib
 
@@ -58,36 +59,62 @@ def host_lif(lib, x, grad, tau, v_th, v_reset, sg, alpha, detach, **state):
     return s, gx, ckpt
 
 
-def host_lif_state(
-    lib, x, grad, tau, v_th, v_reset, sg, alpha, detach, *, u0=None, kf=None, g_ulast=None
-):
-    """(spikes, grad_x, checkpoints, u_last, grad_u0, per-neuron dL/dk) of the kernels'
-    host build; ``v_reset=None`` is the soft reset, ``u0``/``g_ulast`` are ``N x F``,
-    ``kf`` length F. The checkpoints (the membrane before every CHUNK steps) are what the
-    backward recomputes the charges from."""
+NEURON_IDS = {"lif": 0, "cubalif": 1, "alif": 2}  # their order in SNETX_NEURONS
+
+
+def _consts(*values):
+    c = (ctypes.c_double * 4)(*(list(values) + [0.0] * (4 - len(values))))
+    return c
+
+
+def host_run(lib, neuron, x, grad, consts, k, soft, sg, alpha, detach, st0=None, g_stlast=None):
+    """(spikes, grad_x, checkpoints, st_last, grad_st0, per-neuron dL/dk) of the driver's
+    host build for the neuron named ``neuron``: ``k`` is DECAYS x F, ``st0``/``g_stlast``
+    STATES x N x F, ``consts`` (v_th, v_reset, ...)."""
     x = x.contiguous()
     n, T = x.shape[:2]
     f = x.numel() // (n * T)
+    states = {"lif": 1}.get(neuron, 2)
     state = torch.float64 if x.dtype == torch.float64 else torch.float32
-    soft = v_reset is None
-    vr = 0.0 if soft else v_reset
     s, gx = torch.empty_like(x), torch.empty_like(x)
-    ckpt = torch.empty((n, -(-T // _compile.CHUNK), f), dtype=state)
-    u_last = torch.empty((n, f), dtype=state)
-    g_u0 = torch.empty((n, f), dtype=state) if u0 is not None else None
-    g_k = torch.empty((n, f), dtype=state) if kf is not None else None
-    small = [None if t is None else t.to(state).contiguous() for t in (u0, kf, g_ulast)]
-    u0c, kfc, gulc = small
+    ckpt = torch.empty((n, -(-T // _compile.CHUNK), states, f), dtype=state)
+    st_last = torch.empty((states, n, f), dtype=state)
+    g_st0 = torch.empty((states, n, f), dtype=state) if st0 is not None else None
+    g_k = torch.empty((k.shape[0], n, f), dtype=state)
+    small = [None if t is None else t.to(state).contiguous() for t in (st0, k, g_stlast)]
+    st0c, kc, gslc = small
     gs = grad.to(x.dtype).contiguous()  # kept alive: its pointer goes to C
-    ptrs = (_ptr(x), _ptr(ckpt), _ptr(s), _ptr(u0c), _ptr(u_last), _ptr(kfc))
-    assert lib.host_forward(IO[x.dtype], int(soft), *ptrs, n, T, f, 1 / tau, v_th, vr) == 0
-    ptrs = (_ptr(x), _ptr(ckpt), _ptr(gs), _ptr(gx), _ptr(gulc), _ptr(u0c), _ptr(kfc))
-    ptrs += (_ptr(g_u0), _ptr(g_k))
+    c, nid = _consts(*consts), NEURON_IDS[neuron]
+    ptrs = (_ptr(x), _ptr(ckpt), _ptr(s), _ptr(st0c), _ptr(st_last), _ptr(kc))
+    assert lib.host_forward(nid, IO[x.dtype], int(soft), *ptrs, n, T, f, c) == 0
+    ptrs = (_ptr(x), _ptr(ckpt), _ptr(gs), _ptr(gx), _ptr(gslc), _ptr(st0c), _ptr(kc))
+    ptrs += (_ptr(g_st0), _ptr(g_k))
     status = lib.host_backward(
-        IO[x.dtype], SG.index(sg), int(detach), int(soft), *ptrs, n, T, f, 1 / tau, v_th, vr, alpha
+        nid, IO[x.dtype], SG.index(sg), int(detach), int(soft), *ptrs, n, T, f, c, alpha
     )
     assert status == 0
-    return s, gx, ckpt, u_last, g_u0, g_k
+    return s, gx, ckpt, st_last, g_st0, g_k
+
+
+def host_lif_state(
+    lib, x, grad, tau, v_th, v_reset, sg, alpha, detach, *, u0=None, kf=None, g_ulast=None
+):
+    """(spikes, grad_x, checkpoints, u_last, grad_u0, per-neuron dL/dk) of the LIF's host
+    build; ``v_reset=None`` is the soft reset, ``u0``/``g_ulast`` are ``N x F``, ``kf``
+    length F (None: ``1 / tau``). The checkpoints (the membrane before every CHUNK steps,
+    ``N x chunks x F``) are what the backward recomputes the charges from."""
+    n, T = x.shape[:2]
+    f = x.numel() // (n * T)
+    k = torch.full((f,), 1 / tau, dtype=torch.float64) if kf is None else kf
+    soft = v_reset is None
+    out = host_run(
+        lib, "lif", x, grad, (v_th, 0.0 if soft else v_reset), k.view(1, f), soft, sg, alpha,
+        detach, None if u0 is None else u0.unsqueeze(0),
+        None if g_ulast is None else g_ulast.unsqueeze(0),
+    )  # fmt: skip
+    s, gx, ckpt, u_last, g_u0, g_k = out
+    g_u0 = None if g_u0 is None else g_u0[0]
+    return s, gx, ckpt[:, :, 0], u_last[0], g_u0, (None if kf is None else g_k[0])
 
 
 def torch_lif(x, grad, tau, v_th, v_reset, sg, alpha, detach):
@@ -207,11 +234,12 @@ def test_grid_stride_kernels_cover_every_neuron_once(host_lib, grid, block):
     s, gx = (bufs[k][:n].view_as(x) for k in ("s", "gx"))
     host_lib.host_set_launch(grid, block)
     try:
-        fwd = (_ptr(x), _ptr(ckpt), _ptr(s), None, None, None, 2, 9, 37, 0.5, 1.0, 0.1)
-        assert host_lib.host_forward(1, 0, *fwd) == 0
-        args = (_ptr(x), _ptr(ckpt), _ptr(g), _ptr(gx), *[None] * 5, 2, 9, 37, 0.5, 1.0, 0.1)
-        args += (3.0,)
-        assert host_lib.host_backward(1, SG.index("triangle"), 0, 0, *args) == 0
+        k, c = torch.full((37,), 0.5, dtype=torch.float64), _consts(1.0, 0.1)
+        fwd = (_ptr(x), _ptr(ckpt), _ptr(s), None, None, _ptr(k), 2, 9, 37, c)
+        assert host_lib.host_forward(0, 1, 0, *fwd) == 0
+        args = (_ptr(x), _ptr(ckpt), _ptr(g), _ptr(gx), None, None, _ptr(k), None, None)
+        args += (2, 9, 37, c, 3.0)
+        assert host_lib.host_backward(0, 1, SG.index("triangle"), 0, 0, *args) == 0
     finally:
         host_lib.host_set_launch(0, 1)
     s_ref, gx_ref = loop_lif(x, g, 2.0, 1.0, 0.1, "triangle", 3.0, False)
@@ -229,9 +257,10 @@ def test_forward_without_checkpoints_writes_spikes_only(host_lib, dtype):
     s_with, s_without = torch.empty_like(x), torch.full_like(x, -3.0)
     state = torch.float64 if dtype == torch.float64 else torch.float32
     ckpt = torch.empty((n, -(-T // _compile.CHUNK), f), dtype=state)
-    rest = (None, None, None, n, T, f, 0.5, 1, 0)
-    assert host_lib.host_forward(IO[dtype], 0, _ptr(x), _ptr(ckpt), _ptr(s_with), *rest) == 0
-    assert host_lib.host_forward(IO[dtype], 0, _ptr(x), None, _ptr(s_without), *rest) == 0
+    k = torch.full((f,), 0.5, dtype=state)
+    rest = (None, None, _ptr(k), n, T, f, _consts(1.0, 0.0))
+    assert host_lib.host_forward(0, IO[dtype], 0, _ptr(x), _ptr(ckpt), _ptr(s_with), *rest) == 0
+    assert host_lib.host_forward(0, IO[dtype], 0, _ptr(x), None, _ptr(s_without), *rest) == 0
     s_ref = F.lif_loop(x.double(), 2.0, 1.0, 0.0, F._sg.get("arctan"), 4.0, False)
     assert torch.equal(s_without, s_with) and torch.equal(s_without.double(), s_ref)
 
@@ -322,3 +351,44 @@ def test_state_and_decay_in_every_io_type(host_lib, dtype, reset):
     if dtype == torch.float32:
         torch.testing.assert_close(out[1].double(), ref[1], rtol=tol, atol=tol)
         torch.testing.assert_close(out[5].double().sum(0), ref[5].sum(0), rtol=tol, atol=tol)
+
+
+# ---- the new members: the same driver, their own struct ---------------------------------
+
+
+
+@pytest.mark.parametrize("neuron", ["cubalif", "alif"])
+@pytest.mark.parametrize("sg", SG)
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("reset", list(RESET))
+@pytest.mark.parametrize("T", [5, 8, 19])
+def test_new_members_match_their_plain_step(host_lib, neuron, sg, detach, reset, T):
+    """The driver's host build of CubaLif/Alif against the plain autograd loop of the
+    neurons' Python step (itself checked against the equations in snetx-core's tests),
+    with state in and out, per-feature decays and their gradients, across chunk edges."""
+    desc = F.family.get(neuron)
+    v_reset = RESET[reset]
+    soft = v_reset is None
+    consts = (1.0, 0.0 if soft else v_reset) + ((0.6,) if neuron == "alif" else ())
+    n, f = 2, 5
+    x, g = _data((n, T, f), torch.float64, seed=T + len(sg))
+    x = x * 1.3
+    gen = torch.Generator().manual_seed(T)
+    st0 = torch.rand(2, n, f, generator=gen, dtype=torch.float64) * 0.5
+    k = 0.3 + 0.6 * torch.rand(2, f, generator=gen, dtype=torch.float64)
+    g_last = torch.randn(2, n, f, generator=gen, dtype=torch.float64)
+    s, gx, _, st_last, g_st0, g_k = host_run(
+        host_lib, neuron, x, g, consts, k, soft, sg, 2.0, detach, st0, g_last
+    )
+    xr, st0r, kr = (t.clone().requires_grad_() for t in (x, st0, k))
+    s_ref, st_ref = F.family.loop(
+        desc, xr, (kr[0], kr[1]), consts, soft, F._sg.get(sg), 2.0, detach,
+        desc.state(*st0r.unbind(0)),
+    )  # fmt: skip
+    assert torch.equal(s, s_ref.detach()) and 0 < s.sum() < s.numel()
+    grads = torch.autograd.grad((s_ref, *st_ref), (xr, st0r, kr), (g, *g_last.unbind(0)))
+    close = dict(rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(st_last, torch.stack(tuple(st_ref)).detach(), **close)
+    torch.testing.assert_close(gx, grads[0], **close)
+    torch.testing.assert_close(g_st0, grads[1], **close)
+    torch.testing.assert_close(g_k.sum(1), grads[2], **close)

@@ -6,6 +6,12 @@ import torch
 from snetx.cuend import _ops
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+C = [1.0, 0.0, 0.0, 0.0]  # v_th, v_reset and two unused constants
+
+
+def KF(x):
+    return torch.full((1, x[0, 0].numel()), 0.5, device=x.device)
+
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
 def test_forward_backward_wiring_on_meta_tensors(dtype):
@@ -13,28 +19,33 @@ def test_forward_backward_wiring_on_meta_tensors(dtype):
     x = torch.empty(4, 3, 8, 8, device="meta", dtype=dtype, requires_grad=True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        spikes, ckpt, u_last = _ops.lif(x, None, None, 0.5, 1.0, 0.0, False, 4.0, "arctan", False)
+        spikes, ckpt, u_last = _ops.neuron("lif", x, None, KF(x), C, False, 4.0, "arctan", False)
     assert spikes.shape == x.shape and spikes.dtype == dtype
     state = torch.float64 if dtype == torch.float64 else torch.float32
-    assert u_last.shape == (4, 64) and u_last.dtype == state
-    # saved: the input itself (no new memory) and the membrane before each chunk of steps
-    assert ckpt.shape == (4, 1, 64) and ckpt.dtype == state  # T = 3: one chunk
-    assert len(saved) == 2 and saved[0] is x and saved[1].shape == (4, 1, 64)
+    assert u_last.shape == (1, 4, 64) and u_last.dtype == state
+    # saved: the input itself (no new memory), the state before each chunk of steps and
+    # the decays (one per feature)
+    assert ckpt.shape == (4, 1, 1, 64) and ckpt.dtype == state  # T = 3: one chunk
+    assert len(saved) == 3 and saved[0] is x and saved[1].shape == (4, 1, 1, 64)
+    assert saved[2].shape == (1, 64)
     (gx,) = torch.autograd.grad(spikes, x, torch.ones_like(spikes))
     assert gx.shape == x.shape and gx.dtype == dtype and gx.device.type == "meta"
 
 
+@pytest.mark.parametrize("name,states", [("lif", 1), ("cubalif", 2), ("alif", 2)])
 @pytest.mark.parametrize("soft", [False, True])
-def test_state_and_decay_gradients_on_meta_tensors(soft):
-    # u0 (N x F) and a per-feature decay kf (F) get gradients of their own shape through
-    # the registered backward; what is saved is the input, the checkpoints and them
+def test_state_and_decay_gradients_on_meta_tensors(soft, name, states):
+    # st0 (STATES x N x F) and the decays kf (DECAYS x F) get gradients of their own shape
+    # through the registered backward; what is saved is the input, the checkpoints and them
     x = torch.empty(4, 3, 8, 8, device="meta", requires_grad=True)
-    u0 = torch.empty(4, 64, device="meta", requires_grad=True)
-    kf = torch.empty(64, device="meta", requires_grad=True)
+    u0 = torch.empty(states, 4, 64, device="meta", requires_grad=True)
+    kf = torch.empty(states, 64, device="meta", requires_grad=True)  # as many decays
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        spikes, _, u_last = _ops.lif(x, u0, kf, 0.5, 1.0, 0.0, soft, 4.0, "arctan", False)
-    assert sorted(tuple(t.shape) for t in saved) == [(4, 1, 64), (4, 3, 8, 8), (4, 64), (64,)]
+        spikes, _, u_last = _ops.neuron(name, x, u0, kf, C, soft, 4.0, "arctan", False)
+    assert sorted(tuple(t.shape) for t in saved) == sorted(
+        [(4, 1, states, 64), (4, 3, 8, 8), (states, 4, 64), (states, 64)]
+    )
     gx, gu0, gk = torch.autograd.grad(
         (spikes, u_last), (x, u0, kf), (torch.ones_like(spikes), torch.ones_like(u_last))
     )
@@ -44,27 +55,29 @@ def test_state_and_decay_gradients_on_meta_tensors(soft):
 def test_forward_on_fake_cuda_tensors():
     with FakeTensorMode():
         x = torch.empty(4, 3, 8, device="cuda", dtype=torch.bfloat16)
-        spikes, ckpt, u_last = _ops.lif(x, None, None, 0.5, 1.0, 0.0, False, 4.0, "arctan", False)
+        kf = torch.empty(1, 8, device="cuda")
+        spikes, ckpt, u_last = _ops.neuron("lif", x, None, kf, C, False, 4.0, "arctan", False)
         assert spikes.device.type == "cuda" and spikes.shape == x.shape
-        assert ckpt.shape == (4, 1, 8) and ckpt.dtype == torch.float32
-        assert u_last.shape == (4, 8) and u_last.dtype == torch.float32
+        assert ckpt.shape == (4, 1, 1, 8) and ckpt.dtype == torch.float32
+        assert u_last.shape == (1, 4, 8) and u_last.dtype == torch.float32
 
 
 def test_ops_are_registered_with_schemas():
-    schema = str(torch.ops.snetx_cuend.lif.default._schema)
-    assert "float decay" in schema and "str sg" in schema and "bool detach" in schema
-    assert "Tensor? u0" in schema and "Tensor? kf" in schema and "bool soft" in schema
-    assert "Tensor" in str(torch.ops.snetx_cuend.lif_backward.default._schema)
+    schema = str(torch.ops.snetx_cuend.neuron.default._schema)
+    assert "str name" in schema and "float[] consts" in schema and "str sg" in schema
+    assert "Tensor? st0" in schema and "Tensor kf" in schema and "bool soft" in schema
+    assert "Tensor" in str(torch.ops.snetx_cuend.neuron_backward.default._schema)
 
 
 def test_opcheck_fake_and_autograd_registration_on_meta():
     # torch.library.opcheck's static checks need no device: run them on fake tensors
     with FakeTensorMode():
         x = torch.empty(2, 3, 5, device="cuda")
-        rule = (0.5, 1.0, 0.0, True, 4.0, "sigmoid", True)
-        out = torch.ops.snetx_cuend.lif(x, None, None, *rule)
-        g = torch.ops.snetx_cuend.lif_backward(
-            x, out[1], out[0], None, None, None, *rule, False, False
+        kf = torch.empty(1, 5, device="cuda")
+        rule = (C, True, 4.0, "sigmoid", True)
+        out = torch.ops.snetx_cuend.neuron("lif", x, None, kf, *rule)
+        g = torch.ops.snetx_cuend.neuron_backward(
+            "lif", x, out[1], out[0], None, None, kf, *rule, False, False
         )
     assert g[0].shape == (2, 3, 5) and g[1].shape == g[2].shape == (0,)
 
@@ -92,7 +105,9 @@ def test_launch_passes_explicitly_typed_arguments(monkeypatch, dtype, scalar):
     monkeypatch.setattr(
         _compile,
         "get_kernel",
-        lambda io, name, dev: lambda grid, block, args: calls.append((io, name, grid, block, args)),
+        lambda io, name, dev, neuron: lambda grid, block, args: calls.append(
+            (io, name, grid, block, args)
+        ),
     )
     monkeypatch.setattr(_ops, "_cupy_stream", lambda cupy, s: contextlib.nullcontext())
     monkeypatch.setattr(torch.cuda, "device", lambda d: contextlib.nullcontext())
@@ -104,21 +119,21 @@ def test_launch_passes_explicitly_typed_arguments(monkeypatch, dtype, scalar):
     )
     monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))
     x, s = (torch.zeros(3, 4, 5, dtype=dtype) for _ in range(2))
-    ckpt, u_last = torch.zeros(3, 1, 5), torch.zeros(3, 5)
+    ckpt, u_last, kf = torch.zeros(3, 1, 1, 5), torch.zeros(1, 3, 5), torch.zeros(1, 5)
     name = _compile.forward_name(_ops.DTYPES[dtype])
-    _ops._launch(x, name, (x, ckpt, s, None, u_last, None), (0.5, 1.0, 0.0))
-    _ops._launch(x, name, (x, None, s, None, None, None), (0.5, 1.0, 0.0))
+    _ops._launch(x, "lif", name, (x, ckpt, s, None, u_last, kf), C)
+    _ops._launch(x, "lif", name, (x, None, s, None, None, kf), C)
     (io, name, grid, block, args), (*_, no_ckpt) = calls
     # evaluation: ckpt = nullptr
     assert no_ckpt[1] == np.uint64(0) and type(no_ckpt[1]) is np.uint64
-    assert io == _ops.DTYPES[dtype] and name.startswith("snetx::lif_forward<")
+    assert io == _ops.DTYPES[dtype] and name.startswith("snetx::forward<snetx::Lif, ")
     assert block == (_ops.THREADS,) and grid == (1,)
     assert [type(a) for a in args[:6]] == [np.uint64] * 6
     assert args[0] == x.data_ptr() and args[2] == s.data_ptr() and args[4] == u_last.data_ptr()
-    assert args[3] == args[5] == 0  # no u0 (rest), no per-feature decay
+    assert args[3] == 0 and args[5] == kf.data_ptr()  # no st0 (rest); the decays
     assert [type(a) for a in args[6:9]] == [np.int64] * 3
     assert (int(args[6]), int(args[7]), int(args[8])) == (15, 4, 5)  # N*F, T, F
-    assert [np.dtype(type(a)).name for a in args[9:]] == [scalar] * 3
+    assert [np.dtype(type(a)).name for a in args[9:]] == [scalar] * 4
 
 
 def test_kernels_are_compiled_once_and_looked_up_once(monkeypatch):
@@ -154,7 +169,10 @@ def test_kernels_are_compiled_once_and_looked_up_once(monkeypatch):
         assert _compile.get_kernel("float32", bwd, 0) == ("kernel", bwd)
     _compile.get_kernel("float32", fwd, 1)  # another device: its own module
     _compile.get_kernel("bfloat16", _compile.forward_name("bfloat16"), 0)
-    assert len(made) == 3 and looked_up.count(fwd) == 2 and looked_up.count(bwd) == 1
+    alif = _compile.forward_name("float32", neuron="alif")
+    _compile.get_kernel("float32", alif, 0, "alif")  # another neuron: its own module
+    assert len(made) == 4 and looked_up.count(fwd) == 2 and looked_up.count(bwd) == 1
+    assert alif in made[3]["name_expressions"] and fwd not in made[3]["name_expressions"]
     assert made[0]["options"] == _compile.OPTIONS and fwd in made[0]["name_expressions"]
 
 
@@ -178,8 +196,8 @@ def test_torch_compile_fullgraph_traces_the_custom_op(monkeypatch):
     assert y.shape == x.shape and x.grad.shape == x.shape
     # training records the graph op (alpha, sg, detach reach it); evaluation the spikes-only op
     for requires_grad, call in (
-        (True, "lif.default(contiguous, None, None, 0.5, 1.0, -0.2, False, 3.0, 'arctan', False)"),
-        (False, "lif_spikes.default(contiguous, None, None, 0.5, 1.0, -0.2, False)"),
+        (True, "neuron.default('lif', contiguous, None, "),
+        (False, "neuron_spikes.default('lif', contiguous, None, "),
     ):
         x = torch.empty(4, 8, 64, device="meta", requires_grad=requires_grad)
         explained = torch._dynamo.explain(f)(x)
@@ -196,16 +214,16 @@ def test_evaluation_launches_the_spikes_only_op(monkeypatch):
     monkeypatch.setattr(cu, "check_cuda_input", F.check_input)
     monkeypatch.setattr(cu, "_runtime_check", lambda: None)
     called = []
-    for name in ("lif", "lif_spikes"):
+    for name in ("neuron", "neuron_spikes"):
         op = getattr(_ops, name)
         monkeypatch.setattr(_ops, name, lambda *a, _op=op, _n=name: called.append(_n) or _op(*a))
     x = torch.empty(2, 3, 8, device="meta", requires_grad=True)
-    assert cu.LIF()(x).requires_grad and called == ["lif"]
+    assert cu.LIF()(x).requires_grad and called == ["neuron"]
     with torch.no_grad():
         assert not cu.LIF()(x).requires_grad
     y = cu.LIF()(x.detach())
-    assert called == ["lif", "lif_spikes", "lif_spikes"] and y.shape == x.shape
-    assert "Tensor" in str(torch.ops.snetx_cuend.lif_spikes.default._schema)
+    assert called == ["neuron", "neuron_spikes", "neuron_spikes"] and y.shape == x.shape
+    assert "Tensor" in str(torch.ops.snetx_cuend.neuron_spikes.default._schema)
 
 
 def test_torch_compile_fullgraph_with_state_and_plif(monkeypatch):
@@ -218,7 +236,8 @@ def test_torch_compile_fullgraph_with_state_and_plif(monkeypatch):
     plif = cu.PLIF(v_reset=None, channels=3).to("meta")
 
     def f(x, u0):
-        return cu._run(x, 2.0, 1.0, None, "arctan", 4.0, False, u0, plif._k())
+        s, (u,) = plif._run(x, 4.0, u0)
+        return s, u
 
     torch._dynamo.reset()
     x = torch.empty(2, 5, 3, 4, device="meta", requires_grad=True)
@@ -229,3 +248,19 @@ def test_torch_compile_fullgraph_with_state_and_plif(monkeypatch):
     assert plif.w.grad.shape == (3,)
     explained = torch._dynamo.explain(f)(x, u0)
     assert explained.graph_count == 1 and explained.graph_break_count == 0
+
+
+@pytest.mark.parametrize("cls", ["CubaLIF", "ALIF"])
+def test_new_members_run_through_the_same_ops(monkeypatch, cls):
+    from snetx.cuend import neuron as cu
+    from snetx.snn import functional as F
+    from snetx.snn import neuron as core
+
+    monkeypatch.setattr(cu, "check_cuda_input", F.check_input)
+    monkeypatch.setattr(cu, "_runtime_check", lambda: None)
+    m = getattr(cu, cls)(stateful=True, learn=True).to("meta")
+    assert isinstance(m, getattr(core, cls)) and m.backend == "cuda"
+    x = torch.empty(2, 5, 3, device="meta", requires_grad=True)
+    m(x).sum().backward()
+    assert isinstance(m.state, m.description.state) and m.state[0].shape == (2, 3)
+    assert all(p.grad is not None for p in m.parameters())

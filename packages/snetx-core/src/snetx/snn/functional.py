@@ -192,6 +192,9 @@ def run_neuron(desc, x, k, consts, soft, sg, alpha, detach, fused=True, state0=N
             f"no backend {backend!r} for neuron {desc.name!r} (registered: {', '.join(have)})"
             + ("; import snetx.cuend (pip install snetx-cuda)" if backend == "cuda" else "")
         )
+    check = getattr(BACKENDS[key], "check_input", None)
+    if check is not None:
+        check(x)
     call = prepare_call(desc, x, state0, k)
     if call.empty is not None:
         return call.empty

@@ -1,9 +1,11 @@
-"""Kernel source, instantiation names and compilation (CuPy/NVRTC) for snetx.cuend.
+"""Kernel source, instantiation names and compilation (CuPy/NVRTC) for snetx.cuend: the
+CUDA driver (``csrc/cuda_driver.cu``) instantiated for each neuron of the family.
 
 Nothing here runs at import: kernels are compiled on first use per device and dtype by
 CuPy's RawModule, which caches the binary on disk (``~/.cupy/kernel_cache`` or
 ``$CUPY_CACHE_DIR``). The source handed to NVRTC has the local headers expanded, so the
-cache key covers snetx-core's ``neurons.cuh`` too.
+cache key covers snetx-core's ``neurons.cuh`` too. Each (device, I/O type, neuron) is one
+module, compiled on its first launch.
 """
 
 import re
@@ -11,12 +13,13 @@ import threading
 from pathlib import Path
 
 import snetx.snn
+from snetx.snn.family import NEURONS
 from snetx.snn.surrogate import REGISTERED_SG_FUNCLIST, SURROGATE_IDS
 
 CSRC = Path(__file__).with_name("csrc")
 CORE_CSRC = Path(snetx.snn.include_dir())  # snetx-core's public header folder
 INCLUDE_DIRS = (CSRC, CORE_CSRC)
-KERNEL_FILE = "lif_kernels.cu"
+KERNEL_FILE = "cuda_driver.cu"
 # No FMA contraction: the charge u * decay + x rounds twice, exactly as snetx-core's CPU
 # kernel (built with -ffp-contract=off) computes it, so both give the same spikes. (CuPy
 # appends -ftz=true, which wins over an earlier -ftz=false: subnormals flush to zero.)
@@ -30,9 +33,9 @@ IO_TYPES = {
 }
 
 
-#: Steps per chunk of the kernels (SNETX_CHUNK in lif_kernels.cu, read from there): the
-#: forward keeps the membrane before each chunk, N x ceil(T / CHUNK) x F state values, from
-#: which the backward recomputes the charges.
+#: Steps per chunk of the kernels (SNETX_CHUNK in cuda_driver.cu, read from there): the
+#: forward keeps the state before each chunk, N x ceil(T / CHUNK) x STATES x F values, from
+#: which the backward recomputes the steps.
 CHUNK = int(re.search(r"#define SNETX_CHUNK (\d+)", (CSRC / KERNEL_FILE).read_text()).group(1))
 
 
@@ -64,21 +67,35 @@ def _b(flag: bool) -> str:
     return "true" if flag else "false"
 
 
-def forward_name(io: str, soft: bool = False) -> str:
-    return f"snetx::lif_forward<{IO_TYPES[io]}, {_b(soft)}>"
+def _native(neuron: str) -> str:
+    native = NEURONS[neuron].native
+    if native is None:
+        raise ValueError(f"neuron {neuron!r} has no native struct: it runs on torch only")
+    return "snetx::" + native
 
 
-def backward_name(io: str, sg: str, detach: bool, soft: bool = False) -> str:
+def forward_name(io: str, soft: bool = False, neuron: str = "lif") -> str:
+    return f"snetx::forward<{_native(neuron)}, {IO_TYPES[io]}, {_b(soft)}>"
+
+
+def backward_name(io: str, sg: str, detach: bool, soft: bool = False, neuron: str = "lif") -> str:
     sg_id = SURROGATE_IDS[sg]
-    return f"snetx::lif_backward<{IO_TYPES[io]}, {sg_id}, {_b(detach)}, {_b(soft)}>"
+    return (
+        f"snetx::backward<{_native(neuron)}, {IO_TYPES[io]}, {sg_id}, {_b(detach)}, {_b(soft)}>"
+    )
 
 
-def name_expressions(io: str):
-    """Every kernel instantiation of one I/O type: 2 forwards (hard, soft reset) and
-    2 x 2 x 6 backwards (reset x detach x surrogate)."""
-    names = [forward_name(io, soft) for soft in (False, True)]
+def native_neurons():
+    """The neurons the CUDA driver instantiates: every one with a native struct."""
+    return [name for name, d in NEURONS.items() if d.native is not None]
+
+
+def name_expressions(io: str, neuron: str = "lif"):
+    """Every kernel instantiation of one I/O type and neuron: 2 forwards (hard, soft
+    reset) and 2 x 2 x 6 backwards (reset x detach x surrogate)."""
+    names = [forward_name(io, soft, neuron) for soft in (False, True)]
     names += [
-        backward_name(io, sg, d, soft)
+        backward_name(io, sg, d, soft, neuron)
         for soft in (False, True)
         for sg in REGISTERED_SG_FUNCLIST
         for d in (False, True)
@@ -86,15 +103,17 @@ def name_expressions(io: str):
     return names
 
 
-def nvrtc_compile(arch: str, ios=tuple(IO_TYPES), cubin=False):
-    """Compile every instantiation for ``arch`` (e.g. "compute_80") with NVRTC directly.
+def nvrtc_compile(arch: str, ios=tuple(IO_TYPES), cubin=False, neurons=None):
+    """Compile every instantiation for ``arch`` (e.g. "compute_80") with NVRTC directly,
+    for the I/O types ``ios`` and the ``neurons`` (default: all).
 
     Needs only the NVRTC library, no GPU. Returns (ptx_or_cubin bytes, {expr: lowered name}).
     """
     from cupy.cuda import nvrtc
 
     src = source()
-    exprs = [e for io in ios for e in name_expressions(io)]
+    neurons = native_neurons() if neurons is None else neurons
+    exprs = [e for io in ios for n in neurons for e in name_expressions(io, n)]
     prog = nvrtc.createProgram(src, KERNEL_FILE, [], [])
     try:
         for e in exprs:
@@ -115,9 +134,10 @@ _kernels = {}
 _lock = threading.Lock()
 
 
-def get_kernel(io: str, name: str, device_index: int):
-    """The compiled kernel ``name`` for I/O dtype ``io`` on a device. The module is
-    compiled (or read from CuPy's disk cache) once per device and dtype, and each kernel
+def get_kernel(io: str, name: str, device_index: int, neuron: str = "lif"):
+    """The compiled kernel ``name`` of ``neuron`` for I/O dtype ``io`` on a device. The
+    module is compiled (or read from CuPy's disk cache) once per device, dtype and neuron,
+    and each kernel
     is looked up once, so a launch makes no driver call besides the launch itself (which
     also keeps launches legal inside CUDA graph capture)."""
     key = (device_index, name)
@@ -126,13 +146,12 @@ def get_kernel(io: str, name: str, device_index: int):
         import cupy
 
         with _lock:
-            mod = _modules.get((device_index, io))
+            mod = _modules.get((device_index, io, neuron))
             with cupy.cuda.Device(device_index):
                 if mod is None:
-                    mod = cupy.RawModule(
-                        code=source(), options=OPTIONS, name_expressions=name_expressions(io)
-                    )
-                    _modules[(device_index, io)] = mod
+                    names = name_expressions(io, neuron)
+                    mod = cupy.RawModule(code=source(), options=OPTIONS, name_expressions=names)
+                    _modules[(device_index, io, neuron)] = mod
                 kernel = mod.get_function(name)  # loads the module on this device
             _kernels[key] = kernel
     return kernel

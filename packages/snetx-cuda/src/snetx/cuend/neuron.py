@@ -1,14 +1,20 @@
-r"""snetx.cuend.neuron: the LIF of :mod:`snetx.snn.neuron` as fused CUDA kernels."""
+r"""snetx.cuend.neuron: the neuron family of :mod:`snetx.snn.neuron` on fused CUDA kernels.
+
+Importing it registers the backend ``"cuda"`` for every neuron with a native struct (the
+CUDA driver instantiated per neuron), so ``snetx.snn.neuron.ALIF(backend="cuda")`` runs
+here too; the classes below are the snetx.snn ones with that backend by default (so
+``isinstance(snetx.cuend.neuron.IF(), snetx.snn.neuron.IF)`` holds)."""
 
 import torch
 from snetx.snn import checks as F
+from snetx.snn import family
 from snetx.snn import functional
 from snetx.snn import neuron as _neuron
 from snetx.snn import surrogate as _sg
 
-from . import _ops
+from . import _compile, _ops
 
-__all__ = ["LIF", "IF", "PLIF", "REGISTERED_SG_FUNCLIST", "lif"]
+__all__ = ["LIF", "IF", "PLIF", "CubaLIF", "ALIF", "REGISTERED_SG_FUNCLIST", "lif"]
 
 REGISTERED_SG_FUNCLIST = _sg.REGISTERED_SG_FUNCLIST
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -30,8 +36,8 @@ def check_cuda_input(x):
     F.check_input(x)
     if x.device.type != "cuda":
         raise ValueError(
-            f"snetx.cuend.neuron.LIF needs a CUDA tensor, got one on {x.device}; "
-            "use snetx.snn.neuron.LIF on the CPU"
+            f"snetx.cuend neurons need a CUDA tensor, got one on {x.device}; "
+            "use the snetx.snn.neuron classes on the CPU"
         )
     if x.dtype not in _DTYPES:
         raise TypeError(f"snetx.cuend supports float32/float64/float16/bfloat16, got {x.dtype}")
@@ -59,69 +65,57 @@ def lif(
     ``return_state`` as :func:`snetx.snn.functional.lif`."""
     tau, v_th, v_reset = F.check_params(tau, v_th, v_reset)
     alpha = F.resolve_alpha(F.check_alpha(alpha))
-    spikes, u_last = _run(x, tau, v_th, v_reset, _sg_name(sg), alpha, bool(detach), u0, None)
-    return (spikes, u_last) if return_state else spikes
+    spikes, state = functional.run_neuron(
+        family.LIF, x, (1.0 / tau,), (v_th, v_reset), v_reset is None, _sg_name(sg), alpha,
+        bool(detach), state0=None if u0 is None else (u0,), backend="cuda",
+    )  # fmt: skip
+    return (spikes, state.u) if return_state else spikes
 
 
-def _run(x, tau, v_th, v_reset, sg, alpha, detach, u0, k):
-    """(spikes, u_last) from the state u0 (None: rest) with the learnable decay k (None:
-    1 / tau)."""
-    check_cuda_input(x)
-    call = functional.prepare_call(x, u0, k)
-    if call.empty is not None:  # nothing to launch
-        return call.empty
+def _run(x, st0, kf, rule):
+    """The "cuda" backend of every native neuron: (spikes, st_last ``STATES x N x F``)."""
     if not torch.compiler.is_compiling():
         _runtime_check()
-    soft = v_reset is None
-    rule = (1.0 / tau, v_th, 0.0 if soft else v_reset, soft)
-    u0f, kf = call.u0f, call.kf
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, u0f, kf)):
-        spikes, _, u_last = _ops.lif(x.contiguous(), u0f, kf, *rule, alpha, sg, detach)
-    else:  # evaluation: no h
-        spikes, u_last = _ops.lif_spikes(x.contiguous(), u0f, kf, *rule)
-    return spikes, u_last.view(functional.step_shape(x))
-
-
-class LIF(_neuron.LIF):
-    r"""Multi-step LIF neuron (docs/specification.md) as one fused CUDA kernel per pass.
-
-    Same arguments and semantics as :class:`snetx.snn.neuron.LIF`, which it extends (only
-    how it runs differs, so ``isinstance(m, snetx.snn.neuron.LIF)`` holds); ``sg`` is a surrogate
-    name from :data:`REGISTERED_SG_FUNCLIST` (or one of the registered Functions). Inputs
-    are CUDA tensors ``N x T x ...`` in float32, float64, float16 or bfloat16 (16-bit I/O
-    keeps float32 state). Saved for backward: ``h`` only, in the input dtype; without a
-    graph to record (``torch.no_grad``, or an input that needs no gradient) h is not even
-    written. Kernels are compiled by CuPy/NVRTC on first use per device and cached on
-    disk; launches go to PyTorch's current stream, so side streams, CUDA graphs (warm up
-    once before capture) and ``torch.compile(fullgraph=True)`` work.
-
-    Example::
-
-        >>> import torch
-        >>> from snetx.cuend import neuron
-        >>> lif = neuron.LIF(tau=2.0, sg="arctan")
-        >>> if torch.cuda.is_available():
-        ...     spikes = lif(torch.rand(8, 4, 128, device="cuda"))
-    """
-
-    def _resolve_sg(self, sg):
-        return _sg_name(sg)
-
-    def _run(self, x, alpha, u0):
-        return _run(
-            x, self.tau, self.v_th, self.v_reset, self.sg, alpha, self.detach, u0, self._k()
+    name, sg = rule.desc.name, _sg_name(rule.sg)
+    consts = list(rule.padded)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, st0, kf)):
+        spikes, _, st_last = _ops.neuron(
+            name, x.contiguous(), st0, kf, consts, rule.soft, rule.alpha, sg, rule.detach
         )
+    else:  # evaluation: no checkpoints
+        spikes, st_last = _ops.neuron_spikes(name, x.contiguous(), st0, kf, consts, rule.soft)
+    return spikes, st_last
 
 
-class IF(LIF):
-    """:class:`LIF` with ``tau = 1`` (no leak)."""
-
-    def __init__(self, v_th=1.0, v_reset=0.0, sg="arctan", alpha=4.0, detach=False, stateful=False):
-        super().__init__(1.0, v_th, v_reset, sg, alpha, detach, stateful)
+_run.check_input = lambda x: check_cuda_input(x)  # first, also for empty inputs
+for _name in _compile.native_neurons():
+    functional.register_backend(_name, "cuda", _run)
 
 
-class PLIF(LIF, _neuron.PLIF):
-    """:class:`snetx.snn.neuron.PLIF` (a learnable time constant) as fused CUDA kernels:
-    the same arguments, parameter ``w`` and gradients; the decay's gradient is each
-    neuron's share, summed by torch over the batch and the channel (the same bits every
-    run)."""
+def _resolve_sg(self, sg):
+    return _sg_name(sg)
+
+
+def _on_cuda(cls):
+    """``cls`` with the "cuda" backend by default and registered surrogates by name."""
+    doc = (
+        f":class:`snetx.snn.neuron.{cls.__name__}` on the fused CUDA kernels (the backend "
+        '``"cuda"``): the same arguments, state and gradients. ``sg`` is a surrogate name '
+        "from :data:`REGISTERED_SG_FUNCLIST` (or a registered Function). Inputs are CUDA "
+        "tensors ``N x T x ...`` in float32, float64, float16 or bfloat16 (16-bit I/O keeps "
+        "float32 state). Saved for backward: the input x and the state every 8 steps (the "
+        "backward recomputes the steps from them); without a graph to record nothing is "
+        "saved. Kernels are compiled by CuPy/NVRTC on first use per device, dtype and "
+        "neuron and cached on disk; launches go to PyTorch's current stream, so side "
+        "streams, CUDA graphs (warm up once before capture) and "
+        "``torch.compile(fullgraph=True)`` work."
+    )
+    attrs = {"backend": "cuda", "_resolve_sg": _resolve_sg, "__doc__": doc, "__module__": __name__}
+    return type(cls.__name__, (cls,), attrs)
+
+
+LIF = _on_cuda(_neuron.LIF)
+IF = _on_cuda(_neuron.IF)
+PLIF = _on_cuda(_neuron.PLIF)
+CubaLIF = _on_cuda(_neuron.CubaLIF)
+ALIF = _on_cuda(_neuron.ALIF)

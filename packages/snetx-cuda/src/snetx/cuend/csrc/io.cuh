@@ -1,8 +1,8 @@
-// Storage types of the CUDA kernels: I/O is float, double, f16 or bf16; state is float
+// Storage types of the CUDA driver: I/O is float, double, f16 or bf16; state is float
 // (double for double I/O). No CUDA headers are needed, so NVRTC compiles this without a
 // toolkit include path and the host compiler builds the same code for the CPU tests.
 #pragma once
-#include "lif_neuron.cuh"
+#include "neurons.cuh"
 
 namespace snetx {
 
