@@ -60,7 +60,8 @@ def test_every_instantiation_compiles(arch):
     for expr, name in lowered.items():
         assert name in entries, expr
     # 64-bit indexing: the element count parameter is a 64-bit integer
-    assert ".param .u64" in ptx and ".param .f64" in ptx
+    assert ".param .u64" in ptx and ".param .f32" in ptx
+    assert ".param .f64" in ptx or arch not in FULL  # the float64 instantiations
 
 
 def test_supported_range_is_covered():
