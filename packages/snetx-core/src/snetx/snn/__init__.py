@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from . import algorithm, algothrim, checks, functional, monitor, neuron, surrogate
-from .neuron import IF, LIF, SpikingNeuron
+from . import algorithm, algothrim, checks, family, functional, layer, monitor, neuron, surrogate
+from .neuron import ALIF, IF, LIF, CubaLIF, SpikingNeuron
 
 __all__ = [
     "neuron",
@@ -11,10 +11,14 @@ __all__ = [
     "algorithm",
     "algothrim",
     "functional",
+    "family",
+    "layer",
     "checks",
     "monitor",
     "LIF",
     "IF",
+    "CubaLIF",
+    "ALIF",
     "SpikingNeuron",
     "include_dir",
 ]
