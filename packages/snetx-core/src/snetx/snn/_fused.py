@@ -95,10 +95,20 @@ def _rest(x3, rule, state):
     return torch.zeros((len(rule.desc.states), n, f), dtype=state, device=x3.device)
 
 
-def _step(rule, pre, x_t, kf):
+class _Heaviside:
+    """The surrogate's forward alone, for steps that record no graph (no autograd
+    Function call per step)."""
+
+    @staticmethod
+    def apply(z, alpha):
+        return (z >= 0).to(z.dtype)
+
+
+def _step(rule, pre, x_t, kf, graph=True):
     d = rule.desc
     k = tuple(kf[i] for i in range(len(d.decays)))
-    return d.step(d.state(*pre), x_t, k, rule.consts, rule.soft, rule.sg, rule.alpha, rule.detach)
+    sg = rule.sg if graph else _Heaviside
+    return d.step(d.state(*pre), x_t, k, rule.consts, rule.soft, sg, rule.alpha, rule.detach)
 
 
 def _forward_eager(x3, rule, st0, kf, keep=False):
@@ -112,34 +122,59 @@ def _forward_eager(x3, rule, st0, kf, keep=False):
         for t in range(x3.shape[1]):
             if keep:
                 pres.append(st)
-            s, st = _step(rule, st, x3[:, t].to(state), k)
+            s, st = _step(rule, st, x3[:, t].to(state), k, graph=False)
             spikes[:, t] = s
     return spikes, torch.stack(tuple(st)), pres
 
 
+# Elements per feature chunk of the eager CPU backward: the recomputed steps' temporaries
+# of a chunk stay in cache and are reused by the allocator (a fresh 64 MB tensor costs page
+# faults); accelerators take the whole tensor (one launch per op is what matters there).
+CPU_CHUNK_ELEMENTS = 1 << 16
+
+
+def _chunks(x3):
+    n, _, f = x3.shape
+    if x3.device.type != "cpu":
+        return [slice(0, f)]
+    step = max(1, CPU_CHUNK_ELEMENTS // max(n, 1))
+    return [slice(f0, min(f0 + step, f)) for f0 in range(0, f, step)]
+
+
 def _backward_eager(x3, gs3, g_stlast, st0, kf, rule):
-    """(grad_x, grad_st0, dL/dkf): the forward again, then each step's autograd in
-    reverse."""
+    """(grad_x, grad_st0, dL/dkf): per feature chunk (on the CPU; the whole tensor on
+    accelerators), the forward again keeping the state before every step, then each
+    step's autograd in reverse."""
     state = state_dtype(x3.dtype)
-    _, _, pres = _forward_eager(x3, rule, st0, kf, keep=True)
-    k = kf.detach().to(state).requires_grad_()
-    g_st = list((torch.zeros_like(_rest(x3, rule, state)) if g_stlast is None else
-                 g_stlast.to(state)).unbind(0))
+    n, T, f = x3.shape
     grad_x = torch.empty_like(x3, dtype=state)
-    g_k = torch.zeros_like(k)
-    for t in range(x3.shape[1] - 1, -1, -1):
-        pre = [p.detach().requires_grad_() for p in pres[t]]
-        x_t = x3[:, t].detach().to(state).requires_grad_()
-        with torch.enable_grad():
-            s, st = _step(rule, pre, x_t, k)
-            outs = [s, *st]
-            grads = [gs3[:, t].to(state), *g_st]
-            got = torch.autograd.grad(outs, [x_t, *pre, k], grads, allow_unused=True)
-        grad_x[:, t] = got[0]
-        g_st = [torch.zeros_like(p) if g is None else g for p, g in zip(pre, got[1:-1])]
-        if got[-1] is not None:
-            g_k += got[-1]
-    return grad_x, torch.stack(g_st), g_k
+    g_st0 = torch.empty((len(rule.desc.states), n, f), dtype=state, device=x3.device)
+    g_k = torch.zeros(kf.shape, dtype=state, device=x3.device)
+    for cols in _chunks(x3):
+        x_c = x3[:, :, cols]
+        st0_c = None if st0 is None else st0[:, :, cols]
+        _, _, pres = _forward_eager(x_c, rule, st0_c, kf[:, cols], keep=True)
+        k = kf[:, cols].detach().to(state).requires_grad_()
+        g_st = [None] * len(rule.desc.states)
+        if g_stlast is not None:
+            g_st = list(g_stlast[:, :, cols].to(state).unbind(0))
+        for t in range(T - 1, -1, -1):
+            pre = [p.detach().requires_grad_() for p in pres[t]]
+            x_t = x_c[:, t].detach().to(state).requires_grad_()
+            with torch.enable_grad():
+                s, st = _step(rule, pre, x_t, k)
+                outs = [(s, gs3[:, t, cols].to(state))]
+                outs += [(o, g) for o, g in zip(st, g_st) if g is not None]
+                got = torch.autograd.grad([o for o, _ in outs], [x_t, *pre, k],
+                                          [g for _, g in outs], allow_unused=True)  # fmt: skip
+            grad_x[:, t, cols] = got[0]
+            g_st = list(got[1:-1])
+            if got[-1] is not None:
+                g_k[:, cols] += got[-1]
+        g_st0[:, :, cols] = torch.stack([
+            torch.zeros_like(p) if g is None else g for p, g in zip(pres[0], g_st)
+        ]) if T else 0  # fmt: skip
+    return grad_x, g_st0, g_k
 
 
 # ---- the host C++ kernel --------------------------------------------------------------
