@@ -2,20 +2,23 @@ r"""A spiking MLP for spike trains ``N x T x F`` (the Spiking Heidelberg Digits:
 feed-forward or recurrent.
 
 Each hidden layer is a linear map and a spiking neuron; the read-out is a linear layer at
-every time step. With ``recurrent=True`` each hidden layer also feeds its own spikes of the
-previous step back, :math:`I[t] = W x[t] + V s[t-1]`, and runs step by step through the
-neuron's state (:meth:`~snetx.snn.neuron.SpikingNeuron.step`), as the recurrent SNNs
-reported on SHD do (Cramer et al., 2020).
+every time step. With ``recurrent=True`` (the model ``srnn``) each hidden layer also feeds
+its own spikes of the previous step back, :math:`I[t] = W x[t] + V s[t-1]`
+(:class:`snetx.snn.layer.Recurrent` around the neuron), as the recurrent SNNs reported on
+SHD do (Cramer et al., 2020; Yin et al., 2021 with adaptive neurons: ``neuron=ALIF``).
 
 Example::
 
     >>> import torch
     >>> from snetx.models.smlp import SpikingMLP
-    >>> SpikingMLP(700, 20, hidden=(64,), recurrent=True)(torch.rand(2, 5, 700)).shape
+    >>> from snetx.snn import neuron
+    >>> net = SpikingMLP(700, 20, hidden=(64, 64), recurrent=True, neuron=neuron.ALIF)
+    >>> net(torch.rand(2, 5, 700)).shape
     torch.Size([2, 5, 20])
 """
 
 import torch
+from snetx.snn import layer as _layer
 from snetx.snn import neuron as _neuron
 from torch import nn
 
@@ -45,8 +48,10 @@ class SpikingMLP(nn.Module):
         self.recurrent = recurrent
         widths = (in_features, *hidden)
         self.fc = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
-        self.rec = nn.ModuleList(nn.Linear(b, b, bias=False) for b in hidden) if recurrent else None
         self.neurons = nn.ModuleList(neuron() for _ in hidden)
+        self.rec = None
+        if recurrent:  # around the same neuron modules (their parameters counted once)
+            self.rec = nn.ModuleList(_layer.Recurrent(m, b) for m, b in zip(self.neurons, hidden))
         self.drop = nn.Dropout(dropout)
         self.readout = nn.Linear(widths[-1], num_classes)
 
@@ -55,15 +60,5 @@ class SpikingMLP(nn.Module):
             raise ValueError(f"SpikingMLP expects N x T x F, got shape {tuple(x.shape)}")
         for i, (fc, lif) in enumerate(zip(self.fc, self.neurons)):
             current = fc(x)
-            if not self.recurrent:
-                x = self.drop(lif(current))
-                continue
-            lif.reset()
-            s = torch.zeros_like(current[:, 0])
-            out = []
-            for t in range(current.shape[1]):
-                s = lif.step(current[:, t] + self.rec[i](s))
-                out.append(s)
-            lif.reset()  # keep no state (or graph) between calls
-            x = self.drop(torch.stack(out, 1))
+            x = self.drop(self.rec[i](current) if self.recurrent else lif(current))
         return self.readout(x)

@@ -71,9 +71,13 @@ def neuron_factory(args, alpha):
         from snetx.cuend import neuron as backend
     else:
         backend = snn_neuron
-    cls = getattr(backend, neurons.get(args.neuron).cls)
+    choice = neurons.get(args.neuron)
+    cls = getattr(backend, choice.cls)
     v_reset = None if args.reset == "soft" else 0.0
-    return functools.partial(cls, tau=args.tau, v_reset=v_reset, sg=args.surrogate, alpha=alpha)
+    return functools.partial(
+        cls, tau=args.tau, v_reset=v_reset, sg=args.surrogate, alpha=alpha,
+        **choice.options(args),
+    )  # fmt: skip
 
 
 def surrogate_alpha(args):

@@ -85,6 +85,9 @@ def build_parser():
         help="; ".join(f"{n.name}: {n.help}" for n in neurons.NEURONS.values())
         + " (default lif)",
     )
+    a("--tau-syn", type=float, default=2.0, help="--neuron cubalif: synaptic time constant")
+    a("--tau-adapt", type=float, default=20.0, help="--neuron alif: adaptation time constant")
+    a("--beta", type=float, default=1.8, help="--neuron alif: threshold increase per spike")
     a(
         "--reset",
         choices=("hard", "soft"),
@@ -333,6 +336,8 @@ def _check_training(args, data):
 def _check_neuron(args):
     """--tau for every neuron, then the chosen neuron's own check."""
     _finite("tau", args.tau, 1.0)
+    for name in ("tau-syn", "tau-adapt", "beta"):
+        _finite(name, getattr(args, name.replace("-", "_")), None)
     check = neurons.get(args.neuron).check
     problem = check(args) if check else None
     if problem:
@@ -406,7 +411,9 @@ def _check_memory(args, data):
     """Refuse a batch of frames that cannot fit in this machine's memory, before any
     allocation (a MemoryError traceback otherwise, after the cache fill)."""
     shape = (args.size, args.size) if args.size else data.size
-    per_sample = args.T * data.channels * math.prod(shape) * 4  # float32
+    # a sequence's channels are its features, the size it has already (SHD: 700)
+    channels = 1 if data.kind == "sequence" else data.channels
+    per_sample = args.T * channels * math.prod(shape) * 4  # float32
     try:
         memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
@@ -414,7 +421,7 @@ def _check_memory(args, data):
     need = per_sample * max(args.batch_size, 1)
     if need > memory // 2:
         raise UsageError(
-            f"one batch of {args.batch_size} samples of {args.T} x {data.channels} x "
+            f"one batch of {args.batch_size} samples of {args.T} x {channels} x "
             f"{' x '.join(map(str, shape))} float32 frames needs {need / 2**30:.1f} GiB, more "
             f"than half of this machine's {memory / 2**30:.1f} GiB: use a smaller --T, "
             "--size or --batch-size"

@@ -49,6 +49,10 @@ _TET = "Deng et al., Temporal Efficient Training of Spiking Neural Network via G
 _TET_CODE = "github.com/brain-intelligence-lab/temporal_efficient_training"
 _SEW = "Fang et al., Deep Residual Learning in Spiking Neural Networks, NeurIPS 2021"
 _SEW_CODE = "github.com/fangwei123456/Spike-Element-Wise-ResNet"
+_SRNN = (
+    "Yin, Corradi and Bohte, Accurate and efficient time-domain classification with "
+    "adaptive spiking recurrent neural networks, Nature Machine Intelligence 2021"
+)
 
 
 def _tet_cifar(dataset, reported):
@@ -139,6 +143,37 @@ RECIPES = MappingProxyType(
                 reported="74.4 %",
                 notes="the paper's PLIF is SpikingJelly's (input scaled by 1/tau); snetx's "
                 "PLIF learns the decay of its own charge rule, so the dynamics differ",
+            ),
+            Recipe(
+                name="srnn-shd-alif",
+                paper=f"{_SRNN}: SHD, recurrent ALIF network (SRNN)",
+                source="the paper's SHD setting (two recurrent ALIF layers, adaptive "
+                "thresholds, Adam) and github.com/byin-cwi/Efficient-spiking-networks",
+                settings=MappingProxyType(
+                    {
+                        "dataset": "shd",
+                        "model": "srnn",
+                        "neuron": "alif",
+                        "T": 250,
+                        "tau": 20.0,
+                        "tau_adapt": 200.0,
+                        "beta": 1.8,
+                        "reset": "soft",
+                        "epochs": 150,
+                        "batch_size": 64,
+                        "optimizer": "adam",
+                        "lr": 1e-2,
+                        "schedule": "cosine",
+                        "loss": "ce",
+                        "surrogate": "sigmoid",
+                        "alpha": 4.0,
+                    }
+                ),
+                reported="90.4 %",
+                notes="snetx's srnn has 256 + 256 recurrent units (the paper: 128 + 128) and "
+                "a linear read-out every step (the paper: leaky integrator read-out); the "
+                "paper's multi-Gaussian surrogate is replaced by the sigmoid; time constants "
+                "in steps of 4 ms (T = 250 bins of 1 s), fixed here where the paper learns them",
             ),
         )
     }
