@@ -29,8 +29,13 @@ differ only when a membrane lands exactly on the threshold. Reset by subtraction
 ``AdaptiveAvgPool2d`` to a size that divides the input) map to NIR's ``Conv2d``,
 ``Affine``, ``Flatten`` and ``AvgPool2d`` (or ``SumPool2d``, ``pool="sum"``); a BatchNorm is
 folded into the convolution or linear layer before it (with its running statistics);
-residual additions become two edges into one node (NIR sums a node's inputs). Anything
-else raises :class:`NIRExportError` naming the module or operation.
+residual additions become two edges into one node (NIR sums a node's inputs).
+``CubaLIF`` maps to NIR's ``CubaLIF`` (input gains ``w_in dt/tau_syn`` and ``r dt/tau_mem``
+folded into the weights that feed it), and :class:`snetx.snn.layer.Recurrent` to a
+subgraph ``neuron <-> w_rec`` as snnTorch writes recurrent layers (``load`` turns any cycle
+``neuron -> Affine/Linear -> neuron`` back into a ``Recurrent``). ``ALIF`` has no NIR
+neuron. Anything else raises :class:`NIRExportError` naming the module or operation; see
+the documentation's NIR page for the ``dt`` each peer's graphs assume.
 
 Example::
 

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from snetx.snn.algorithm import Tosnn
-from snetx.snn.neuron import PLIF, SpikingNeuron
+from snetx.snn.layer import Recurrent
+from snetx.snn.neuron import LIF, CubaLIF, SpikingNeuron
 
 from ._trace import NIRExportError, trace
 
@@ -38,12 +39,14 @@ def _frame_modules(module):
     return [module]
 
 
-def _decay(neuron):
-    """The neuron's decay k (a float, or a per-channel numpy array for PLIF(channels))."""
-    if isinstance(neuron, PLIF):
-        k = torch.sigmoid(neuron.w.detach().double()).cpu().numpy()
+def _decay(neuron, name="tau"):
+    """The decay of the time constant ``name`` (a float, or a per-channel numpy array
+    when learned per channel)."""
+    if name in neuron.learn:
+        param = "w" if name == "tau" else "w_" + name
+        k = torch.sigmoid(getattr(neuron, param).detach().double()).cpu().numpy()
         return float(k) if k.ndim == 0 else k
-    return 1.0 / float(neuron.tau)
+    return 1.0 / float(getattr(neuron, name))
 
 
 def _per_neuron(value, shape):
@@ -159,6 +162,9 @@ class _Builder:
             self.alias[s.name] = [node]
             return
         m = s.module
+        if isinstance(m, Recurrent):
+            self.alias[s.name] = [self.recurrent(s.name, m, src, s.in_shape, where)]
+            return
         if isinstance(m, SpikingNeuron):
             self.alias[s.name] = [self.neuron(s.name, m, src, s.in_shape, where)]
             return
@@ -182,22 +188,32 @@ class _Builder:
             return
         raise NIRExportError(f"{where} ({type(m).__name__}) has no NIR equivalent")
 
+    def recurrent(self, name, m, src, shape, where):
+        """A nested graph input -> neuron <-> w_rec -> output, as snnTorch writes its
+        recurrent layers (Norse and snnTorch read it); the neuron's input scale stays 1."""
+        if not isinstance(m.neuron, (LIF, CubaLIF)):
+            raise NIRExportError(f"{where}: Recurrent({type(m.neuron).__name__}) has no NIR "
+                                 "graph (LIF and CubaLIF do)")  # fmt: skip
+        inner = self.nodes.pop(self.neuron(name + ".neuron", m.neuron, [], shape, where))
+        if inner.kind == "if":
+            raise NIRExportError(f"{where}: Recurrent(IF) has no NIR graph (LIF and CubaLIF do)")
+        weight = _np(m.weight)
+        bias = None if m.bias is None else _np(m.bias)
+        extra = {"r": inner.fields["r"]} if inner.kind == "lif" else {}  # folded by fold_r
+        return self.add(name, "recurrent", src, shape, shape, neuron=inner, weight=weight,
+                        bias=bias, **extra)  # fmt: skip
+
     def neuron(self, name, m, src, shape, where):
-        k = _decay(m)
+        if not isinstance(m, (LIF, CubaLIF)):
+            raise NIRExportError(
+                f"{where}: {type(m).__name__} has no NIR neuron (NIR has LIF, IF, CubaLIF)"
+            )
         ones = np.ones(shape, dtype=np.float64)
+        if isinstance(m, CubaLIF):
+            return self.cubalif(name, m, src, shape, where)
+        k = _decay(m)
         v_th = ones * float(m.v_th)
-        metadata = {}
-        if m.v_reset is None:
-            if self.soft_reset != "metadata":
-                raise NIRExportError(
-                    f"{where}: reset by subtraction (v_reset=None) has no NIR node: NIR's "
-                    "neurons reset to v_reset. Train with a hard reset, or pass "
-                    "soft_reset='metadata' (snetx.nir.load honours it; other importers "
-                    "reset to 0)"
-                )
-            v_reset, metadata = ones * 0.0, {"snetx_reset": "subtract"}
-        else:
-            v_reset = ones * float(m.v_reset)
+        v_reset, metadata = self._reset_fields(m, shape, where)
         k_arr = _per_neuron(k, shape)
         if np.all(k_arr == 1.0):  # IF: dv/dt = r I, Euler step v + dt r I; r = 1/dt
             return self.add(name, "if", src, shape, shape, r=ones / self.dt, v_threshold=v_th,
@@ -208,6 +224,35 @@ class _Builder:
                         r=1.0 / (1.0 - k_arr), v_leak=ones * 0.0, v_threshold=v_th,
                         v_reset=v_reset, metadata=metadata)  # fmt: skip
 
+    def _reset_fields(self, m, shape, where):
+        ones = np.ones(shape, dtype=np.float64)
+        if m.v_reset is None:
+            if self.soft_reset != "metadata":
+                raise NIRExportError(
+                    f"{where}: reset by subtraction (v_reset=None) has no NIR node: NIR's "
+                    "neurons reset to v_reset. Train with a hard reset, or pass "
+                    "soft_reset='metadata' (snetx.nir.load honours it; other importers "
+                    "reset to 0)"
+                )
+            return ones * 0.0, {"snetx_reset": "subtract"}
+        return ones * float(m.v_reset), {}
+
+    def cubalif(self, name, m, src, shape, where):
+        """NIR CubaLIF with w_in = tau_syn / dt and r = tau_mem / dt (both input factors
+        1, as snnTorch writes them): nothing to fold."""
+        ones = np.ones(shape, dtype=np.float64)
+        v_reset, metadata = self._reset_fields(m, shape, where)
+        k_syn = _per_neuron(_decay(m, "tau_syn"), shape)
+        k_mem = _per_neuron(_decay(m, "tau"), shape)
+        if np.any(k_syn >= 1.0) or np.any(k_mem >= 1.0):
+            raise NIRExportError(f"{where}: a CubaLIF time constant of 1 (no decay) has no "
+                                 "NIR time constant")  # fmt: skip
+        tau_syn, tau_mem = self.dt / (1.0 - k_syn), self.dt / (1.0 - k_mem)
+        return self.add(name, "cubalif", src, shape, shape, tau_syn=tau_syn, tau_mem=tau_mem,
+                        r=tau_mem / self.dt, w_in=tau_syn / self.dt, v_leak=ones * 0.0,
+                        v_threshold=ones * float(m.v_th), v_reset=v_reset,
+                        metadata=metadata)  # fmt: skip
+
     # ---- passes over the whole graph --------------------------------------------------
     def consumers(self, name):
         return [n for n in self.nodes.values() if name in n.sources]
@@ -216,7 +261,7 @@ class _Builder:
         """Move each LIF's r into the weights of the nodes feeding it, where those feed
         nothing else: r = 1 then, which every importer runs the same (Norse ignores r)."""
         for node in list(self.nodes.values()):
-            if node.kind != "lif":
+            if node.kind != "lif" and not (node.kind == "recurrent" and "r" in node.fields):
                 continue
             r = node.fields["r"]
             feeders = [self.nodes.get(s) for s in node.sources]  # None: the graph input
@@ -242,6 +287,14 @@ class _Builder:
                     np.float32
                 )
                 f.fields["bias"] = (f.fields["bias"].astype(np.float64) * scale).astype(np.float32)
+            if node.kind == "recurrent":  # the recurrent input is scaled alike
+                f = node.fields
+                f["weight"] = (f["weight"].astype(np.float64) * scale[:, None]).astype(np.float32)
+                if f["bias"] is not None:
+                    f["bias"] = (f["bias"].astype(np.float64) * scale).astype(np.float32)
+                f["neuron"].fields["r"] = np.ones_like(r)
+                del f["r"]
+                continue
             node.fields["r"] = np.ones_like(r)
 
     def _weighted_after(self, node):
@@ -309,8 +362,19 @@ class _Builder:
                 start_dim=f["start_dim"],
                 end_dim=end,
             )
+        if node.kind == "recurrent":
+            n = f["neuron"]
+            w_rec = (nir.Linear(weight=f["weight"]) if f["bias"] is None
+                     else nir.Affine(weight=f["weight"], bias=f["bias"]))  # fmt: skip
+            size = np.array([int(np.prod(node.in_shape))])
+            return nir.NIRGraph(
+                nodes={"input": nir.Input(input_type={"input": size}),
+                       "lif": self.nir_node(n), "w_rec": w_rec,
+                       "output": nir.Output(output_type={"output": size})},
+                edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+            )  # fmt: skip
         fields = {k: v for k, v in f.items() if k != "metadata"}
-        cls = nir.LIF if node.kind == "lif" else nir.IF
+        cls = {"lif": nir.LIF, "cubalif": nir.CubaLIF}.get(node.kind, nir.IF)
         return cls(**fields, metadata=dict(f["metadata"]))
 
 

@@ -1,6 +1,7 @@
 """NIR graph -> an ``nn.Module`` running it on ``N x T x ...`` with snetx's neurons."""
 
 import math
+import warnings
 from typing import Dict, List
 
 import nir
@@ -9,7 +10,12 @@ import torch
 from torch import nn
 
 from snetx.snn.algorithm import Tosnn
-from snetx.snn.neuron import IF, LIF, PLIF
+from snetx.snn.layer import Recurrent
+from snetx.snn.neuron import IF, LIF, PLIF, CubaLIF
+
+#: An IF whose input scale ``r dt`` falls below this is almost surely loaded with the wrong
+#: ``dt`` (a network that never spikes): load() warns.
+TINY_SCALE = 1e-2
 
 
 class NIRImportError(ValueError):
@@ -62,30 +68,78 @@ class Scale(nn.Module):
         return x * self.scale.reshape(view) + self.shift.reshape(view)
 
 
+def _decays(name, field, tau, dt):
+    decay = 1.0 - dt / tau  # Euler step of tau dv/dt = -v + ...
+    if np.any(decay <= 0) or np.any(decay >= 1):
+        raise NIRImportError(
+            f"node {name}: {field} {tau.min():g}..{tau.max():g} with dt {dt:g} gives a decay "
+            "outside (0, 1): give load() the dt the graph was made for"
+        )
+    return decay
+
+
+def _learned_off(module):
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def _set_decay(module, param, decay):
+    with torch.no_grad():
+        getattr(module, param).copy_(torch.as_tensor(np.log(decay / (1.0 - decay))))
+
+
+def _uniform_or_none(a):
+    return float(a[0]) if a.size == 1 or np.all(a == a[0]) else None
+
+
 def _neuron(name, node, dt):
-    """(snetx neuron, input scale per channel, input shift per channel) for a LIF/IF node."""
+    """(snetx neuron, input scale per channel, input shift per channel) for a LIF, IF or
+    CubaLIF node."""
     v_th = _uniform(name, "v_threshold", node.v_threshold)
     soft = node.metadata.get("snetx_reset") == "subtract"
     v_reset = None if soft else _uniform(name, "v_reset", node.v_reset)
     if isinstance(node, nir.IF):
         scale = _channel_values(name, "r", node.r) * dt  # Euler step of dv/dt = r I
+        if np.any(np.abs(scale) < TINY_SCALE):
+            warnings.warn(
+                f"snetx.nir.load: IF node {name} scales its input by r*dt = "
+                f"{np.abs(scale).min():g} (dt {dt:g}): it will hardly ever spike; graphs "
+                "written with r = 1 assume dt = 1 (Sinabs), pass load(graph, dt=1.0)",
+                stacklevel=3,
+            )
         return IF(v_th=v_th, v_reset=v_reset), scale, np.zeros_like(scale)
+    if isinstance(node, nir.CubaLIF):
+        if np.any(_finite(name, "v_leak", node.v_leak) != 0):
+            raise NIRImportError(f"node {name}: CubaLIF with v_leak != 0 has no snetx neuron")
+        tau_syn = _channel_values(name, "tau_syn", node.tau_syn)
+        tau_mem = _channel_values(name, "tau_mem", node.tau_mem)
+        k_syn = _decays(name, "tau_syn", tau_syn, dt)
+        k_mem = _decays(name, "tau_mem", tau_mem, dt)
+        w_in = _channel_values(name, "w_in", node.w_in)
+        # i' = (r dt / tau_mem) i: the membrane then adds i' unscaled, and both input
+        # factors multiply what feeds the node
+        scale = w_in * dt / tau_syn * _channel_values(name, "r", node.r) * dt / tau_mem
+        fixed = (_uniform_or_none(k_syn), _uniform_or_none(k_mem))
+        if None not in fixed:
+            cuba = CubaLIF(tau_syn=1.0 / fixed[0], tau=1.0 / fixed[1], v_th=v_th,
+                           v_reset=v_reset)  # fmt: skip
+            return cuba, scale, np.zeros_like(scale)
+        channels = max(k_syn.size, k_mem.size)
+        cuba = CubaLIF(tau_syn=2.0, tau=2.0, v_th=v_th, v_reset=v_reset, learn=True,
+                       channels=channels)  # fmt: skip
+        _set_decay(cuba, "w_tau_syn", np.broadcast_to(k_syn, (channels,)))
+        _set_decay(cuba, "w", np.broadcast_to(k_mem, (channels,)))
+        return _learned_off(cuba), scale, np.zeros_like(scale)
     tau = _channel_values(name, "tau", node.tau)
-    decay = 1.0 - dt / tau  # Euler step of tau dv/dt = (v_leak - v) + r I
-    if np.any(decay <= 0) or np.any(decay >= 1):
-        raise NIRImportError(
-            f"node {name}: tau {tau.min():g}..{tau.max():g} with dt {dt:g} gives a decay "
-            "outside (0, 1): give load() the dt the graph was made for"
-        )
+    decay = _decays(name, "tau", tau, dt)
     scale = _channel_values(name, "r", node.r) * dt / tau
     shift = _channel_values(name, "v_leak", node.v_leak) * dt / tau
     if decay.size == 1 or np.all(decay == decay[0]):
         return LIF(tau=1.0 / float(decay[0]), v_th=v_th, v_reset=v_reset), scale, shift
     plif = PLIF(tau=2.0, v_th=v_th, v_reset=v_reset, channels=decay.size)
-    with torch.no_grad():
-        plif.w.copy_(torch.as_tensor(np.log(decay / (1.0 - decay))))
-    plif.w.requires_grad_(False)
-    return plif, scale, shift
+    _set_decay(plif, "w", decay)
+    return _learned_off(plif), scale, shift
 
 
 def _weights(name, node):
@@ -146,7 +200,7 @@ def _module(name, node):
     raise NIRImportError(
         f"node {name} ({type(node).__name__}) is not supported by snetx.nir.load "
         "(supported: Input, Output, Affine, Linear, Conv2d, AvgPool2d, SumPool2d, Flatten, "
-        "LIF, IF)"
+        "LIF, IF, CubaLIF, subgraphs, and recurrence neuron -> Affine/Linear -> neuron)"
     )
 
 
@@ -220,6 +274,68 @@ def _dt(dt):
     return float(dt)
 
 
+def _inline(graph):
+    """(nodes, edges) of ``graph`` with every subgraph node inlined: its inner nodes named
+    ``<subgraph>.<node>``, the edges into and out of it joined to what its Input feeds and
+    what feeds its Output (snnTorch writes recurrent layers as such subgraphs)."""
+    nodes, edges, entry, exit_ = {}, [], {}, {}
+    for k, v in graph.nodes.items():
+        if not isinstance(v, nir.NIRGraph):
+            nodes[k] = v
+            continue
+        inner_nodes, inner_edges = _inline(v)
+        ins = [a for a, n in inner_nodes.items() if isinstance(n, nir.Input)]
+        outs = [a for a, n in inner_nodes.items() if isinstance(n, nir.Output)]
+        if len(ins) != 1 or len(outs) != 1:
+            raise NIRImportError(f"subgraph {k}: one Input and one Output node, got {ins}, {outs}")
+        if (ins[0], outs[0]) in inner_edges:
+            raise NIRImportError(f"subgraph {k}: its Input feeds its Output directly")
+        for a, n in inner_nodes.items():
+            if a not in (ins[0], outs[0]):
+                nodes[f"{k}.{a}"] = n
+        entry[k] = [f"{k}.{b}" for a, b in inner_edges if a == ins[0]]
+        exit_[k] = [f"{k}.{a}" for a, b in inner_edges if b == outs[0]]
+        entry[f"{k}.{ins[0]}"], exit_[f"{k}.{outs[0]}"] = entry[k], exit_[k]
+        edges += [(f"{k}.{a}", f"{k}.{b}") for a, b in inner_edges
+                  if a != ins[0] and b != outs[0]]  # fmt: skip
+    for a, b in graph.edges:
+        edges += [(x, y) for x in exit_.get(a, [a]) for y in entry.get(b, [b])]
+    return nodes, edges
+
+
+def _recurrences(nodes, sources, consumers):
+    """{neuron: weight node} for every cycle neuron -> Affine/Linear -> the same neuron;
+    the weight node must feed that neuron alone."""
+    found = {}
+    for w, node in nodes.items():
+        if not isinstance(node, (nir.Affine, nir.Linear)) or len(sources[w]) != 1:
+            continue
+        n = sources[w][0]
+        if isinstance(nodes[n], (nir.LIF, nir.IF, nir.CubaLIF)) and w in sources[n]:
+            if consumers[w] != [n]:
+                raise NIRImportError(
+                    f"node {w} feeds {n} back (a recurrence) and also {consumers[w]}: snetx "
+                    "runs a recurrent weight that feeds its neuron alone"
+                )
+            found[n] = w
+    return found
+
+
+def _recurrent(name, neuron, node, scale):
+    """The neuron wrapped in Recurrent, with the weight node's matrix (and bias) times the
+    neuron's input scale (the scale of everything that feeds it)."""
+    w, b = _weights(name, node)
+    if w.ndim != 2 or w.shape[0] != w.shape[1]:
+        raise NIRImportError(f"node {name}: a recurrent weight must be square, got {w.shape}")
+    sc = np.asarray(scale, dtype=np.float64).reshape(-1, 1)
+    rec = Recurrent(neuron, w.shape[0], bias=b is not None)
+    with torch.no_grad():
+        rec.weight.copy_(_t(w * sc))
+        if b is not None:
+            rec.bias.copy_(_t(b * sc[:, 0]))
+    return rec
+
+
 def load(graph, dt=None):
     r"""An ``nn.Module`` running the NIR ``graph`` on ``N x T x ...`` inputs.
 
@@ -239,33 +355,43 @@ def load(graph, dt=None):
     if dt is None:
         dt = float(graph.metadata.get("snetx_dt", 1e-4)) if graph.metadata else 1e-4
     dt = _dt(dt)
-    ins = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
-    outs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Output)]
+    graph_nodes, graph_edges = _inline(graph)
+    ins = [k for k, v in graph_nodes.items() if isinstance(v, nir.Input)]
+    outs = [k for k, v in graph_nodes.items() if isinstance(v, nir.Output)]
     if len(ins) != 1 or len(outs) != 1:
         raise NIRImportError(f"a graph with one Input and one Output node, got {ins} and {outs}")
-    sources = {k: [] for k in graph.nodes}
-    for a, b in graph.edges:
-        if a not in graph.nodes or b not in graph.nodes:
+    sources = {k: [] for k in graph_nodes}
+    for a, b in graph_edges:
+        if a not in graph_nodes or b not in graph_nodes:
             raise NIRImportError(f"edge ({a!r}, {b!r}) names a node the graph does not have")
         sources[b].append(a)
-    consumers = {k: [b for a, b in graph.edges if a == k] for k in graph.nodes}
+    consumers = {k: [b for a, b in graph_edges if a == k] for k in graph_nodes}
+    recurrent = _recurrences(graph_nodes, sources, consumers)
+    weight_nodes = {}
+    for n, w in recurrent.items():  # the back edge becomes the neuron's Recurrent wrapper
+        sources[n].remove(w)
+        consumers[n].remove(w)
+        weight_nodes[n] = graph_nodes.pop(w)
+        del sources[w], consumers[w]
     order, done = [], {ins[0]}
-    pending = [k for k in graph.nodes if k not in (ins[0], outs[0])]
+    pending = [k for k in graph_nodes if k not in (ins[0], outs[0])]
     while pending:
         ready = [k for k in pending if all(s in done for s in sources[k])]
         if not ready:
-            raise NIRImportError(f"the graph has a cycle through {pending}: recurrent NIR "
-                                 "graphs are not supported")  # fmt: skip
+                raise NIRImportError(f"the graph has a cycle through {pending}: snetx runs "
+                                 "recurrence as neuron -> Affine/Linear -> the same neuron")  # fmt: skip
         for k in ready:
             order.append(k)
             done.add(k)
             pending.remove(k)
     modules, extra = {}, {}
     for k in order:
-        node = graph.nodes[k]
-        if isinstance(node, (nir.LIF, nir.IF)):  # v_leak becomes the shift of the input
+        node = graph_nodes[k]
+        if isinstance(node, (nir.LIF, nir.IF, nir.CubaLIF)):  # v_leak: the input's shift
             modules[k], scale, shift = _neuron(k, node, float(dt))
             extra[k] = (scale, shift)
+            if k in recurrent:
+                modules[k] = _recurrent(recurrent[k], modules[k], weight_nodes[k], scale)
         else:
             modules[k] = _module(k, node)
     for k, (scale, shift) in extra.items():
@@ -284,5 +410,5 @@ def load(graph, dt=None):
     (last,) = sources[outs[0]]
     if last == ins[0]:
         last = "__input__"  # Input wired straight to Output: the identity
-    in_shape = np.asarray(graph.nodes[ins[0]].input_type["input"]).tolist()
+    in_shape = np.asarray(graph_nodes[ins[0]].input_type["input"]).tolist()
     return NIRModule(modules, order, srcs, last, in_shape)

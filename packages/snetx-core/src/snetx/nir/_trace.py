@@ -15,6 +15,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from snetx.snn.algorithm import Tosnn
+from snetx.snn.layer import Recurrent
 from snetx.snn.neuron import SpikingNeuron
 
 
@@ -45,7 +46,8 @@ _FLATTENS = {"flatten"}
 
 
 def is_leaf(module: nn.Module) -> bool:
-    return isinstance(module, (Tosnn, SpikingNeuron)) or not any(True for _ in module.children())
+    leaves = (Tosnn, SpikingNeuron, Recurrent)
+    return isinstance(module, leaves) or not any(True for _ in module.children())
 
 
 def _leaves(model):
