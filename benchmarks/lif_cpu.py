@@ -5,7 +5,7 @@
 Rows: the fused path with the host C++ kernel and with eager torch ops. Every ratio
 is against the plain autograd loop measured in the same run. A second table times the
 forward alone without a graph (evaluation, torch.no_grad), where nothing is saved and the
-host kernel writes no h, against the same forward recording a graph. A third table times
+host kernel keeps nothing, against the same forward recording a graph. A third table times
 the neuron rules on the default path, fwd+bwd, against the hard-reset LIF in the same run:
 soft reset, PLIF (a learned decay) and a stateful LIF fed T in 4 chunks with the state
 handed over.
@@ -21,9 +21,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _util import markdown_table, median_time, saved_bytes  # noqa: E402
-from snetx.snn import _host_kernel, neuron, surrogate  # noqa: E402
+from snetx.snn import (  # noqa: E402
+    _host_kernel,
+    family,  # noqa: E402
+    neuron,
+    surrogate,
+)
 from snetx.snn import functional as F  # noqa: E402
-from snetx.snn import family  # noqa: E402
 from snetx.snn._fused import Rule  # noqa: E402
 
 SHAPES = [(32, 4, 32768), (16, 16, 65536)]

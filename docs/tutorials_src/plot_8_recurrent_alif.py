@@ -76,7 +76,7 @@ with torch.no_grad():  # sparse input (a few spikes per bin): start with stronge
         fc.weight.mul_(4)
 opt = torch.optim.Adam(net.parameters(), lr=1e-2)
 history = []
-for epoch in range(12):
+for _epoch in range(12):
     net.train()
     for x, y in train:
         loss = torch.nn.functional.cross_entropy(net(x).mean(1), y)

@@ -3,8 +3,7 @@ import itertools
 import pytest
 import torch
 from reference import DERIVATIVES, lif_backward_by_hand, lif_reference
-from snetx.snn import neuron, surrogate
-from snetx.snn import family
+from snetx.snn import family, neuron, surrogate
 from snetx.snn._fused import Rule
 from snetx.snn.functional import Fused, lif
 
@@ -125,7 +124,7 @@ def test_non_contiguous_and_channels_last():
 @pytest.mark.parametrize("tau,v_reset", [(2.0, 0.0), (1.5, -0.4), (1.0, 0.3)])
 def test_forward_without_graph_matches_reference(monkeypatch, dtype, tau, v_reset):
     # evaluation: no graph is recorded, so the spikes-only forward runs (the host kernel
-    # then writes no h); the autograd Function must not be entered at all
+    # then keeps nothing); the autograd Function must not be entered at all
     x, _ = _inputs((4, 9, 3, 11), dtype, seed=int(tau * 10))
     y_ref = lif_reference(x.double(), tau, 1.0, v_reset, "arctan", 4.0, False).to(dtype)
     y_graph = lif(x.clone().requires_grad_(), tau=tau, v_reset=v_reset)

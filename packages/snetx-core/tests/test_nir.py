@@ -419,7 +419,8 @@ def test_if_with_a_tiny_input_scale_warns_about_dt():
 
 def test_a_recurrent_weight_that_feeds_more_is_named():
     cuba = nir.CubaLIF(tau_syn=np.full(3, 2e-4), tau_mem=np.full(3, 2e-4), r=np.full(3, 2.0),
-                       v_leak=np.zeros(3), v_threshold=np.ones(3), w_in=np.full(3, 2.0))  # fmt: skip
+                       v_leak=np.zeros(3), v_threshold=np.ones(3),
+                       w_in=np.full(3, 2.0))  # fmt: skip
     g = nir.NIRGraph(
         nodes={"input": nir.Input(np.array([2])), "fc": nir.Affine(np.ones((3, 2)), np.zeros(3)),
                "lif": cuba, "w": nir.Linear(np.eye(3)), "output": nir.Output(np.array([3]))},

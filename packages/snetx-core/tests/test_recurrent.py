@@ -4,8 +4,8 @@ both CPU paths and the step-by-step path, with state across calls."""
 
 import pytest
 import torch
-from test_family import alif_reference, cubalif_reference
 from snetx.snn import functional, layer, neuron
+from test_family import alif_reference, cubalif_reference
 
 
 def recurrent_reference(x, w, b, cell):

@@ -48,9 +48,11 @@ def test_float32_parity_and_saved(sg):
     xi = x.clone().requires_grad_()
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         cu.LIF(sg=sg)(xi)
-    # the input itself (no new memory) and the membrane before each chunk of steps
-    assert len(saved) == 2 and saved[0].data_ptr() == xi.data_ptr()
-    assert saved[1].shape == (8, -(-8 // _compile.CHUNK), 4096)
+    # the input itself (no new memory), the membrane before each chunk of steps and the
+    # decay per feature
+    assert len(saved) == 3 and saved[0].data_ptr() == xi.data_ptr()
+    assert saved[1].shape == (8, -(-8 // _compile.CHUNK), 1, 4096)
+    assert saved[2].shape == (1, 4096)
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float16, 5e-3), (torch.bfloat16, 3e-2)])
@@ -286,3 +288,56 @@ def test_state_on_another_device_is_refused():
     x = torch.rand(2, 3, 4, device="cuda")
     with pytest.raises(ValueError, match="u0 is on cpu, but the input is on cuda"):
         cu.lif(x, u0=torch.zeros(2, 4))
+
+
+# ---- the neuron family on the GPU ----------------------------------------------------------
+FAMILY = {
+    "CubaLIF": dict(tau_syn=1.7, tau=2.5),
+    "ALIF": dict(tau=2.0, tau_adapt=6.0, beta=0.7),
+}
+
+
+@pytest.mark.parametrize("name", list(FAMILY))
+@pytest.mark.parametrize("sg", SG)
+@pytest.mark.parametrize("v_reset,detach", [(0.0, False), (None, True), (-0.2, True)])
+def test_family_float64_matches_snetx_snn_with_state_and_learned_decays(name, sg, v_reset,
+                                                                         detach):  # fmt: skip
+    """CubaLIF/ALIF on the CUDA driver against snetx.snn on the CPU (itself checked against
+    the equations): spikes, final state, and the gradients of x, the state and the
+    learned time constants."""
+    from snetx.snn import neuron as core
+
+    kw = dict(FAMILY[name], v_reset=v_reset, sg=sg, alpha=3.0, detach=detach, stateful=True,
+              learn=True, channels=3)  # fmt: skip
+    x, g = _data((4, 13, 3, 5), torch.float64, seed=11)
+    gpu, cpu = getattr(cu, name)(**kw).double().cuda(), getattr(core, name)(**kw).double()
+    cpu.load_state_dict(gpu.state_dict())
+    outs = []
+    for m, xd in ((gpu, x), (cpu, x.cpu())):
+        xi = xd.clone().requires_grad_()
+        m(xi[:, :6])
+        y = m(xi[:, 6:])  # state handed over
+        loss = (y * g[:, 6:].to(y.device)).sum() + sum(t.sum() for t in m.state)
+        grads = torch.autograd.grad(loss, [xi, *m.parameters()])
+        outs.append((y.detach().cpu(), [t.detach().cpu() for t in m.state],
+                     [t.cpu() for t in grads]))  # fmt: skip
+    (y, st, gr), (y_ref, st_ref, gr_ref) = outs
+    assert torch.equal(y, y_ref)
+    for a, b in zip(st + gr, st_ref + gr_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(FAMILY))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_family_lower_precision_and_recurrent_layer(name, dtype):
+    from snetx.snn import layer
+
+    x, g = _data((8, 16, 512), seed=13)
+    y32, g32 = _run(getattr(cu, name)(**FAMILY[name]), x, g)
+    y, gx = _run(getattr(cu, name)(**FAMILY[name]), x.to(dtype), g.to(dtype))
+    assert y.dtype == dtype
+    assert (y.float() != y32).float().mean() < (1e-6 if dtype == torch.float32 else 0.02)
+    rec = layer.Recurrent(getattr(cu, name)(**FAMILY[name]), 512).cuda()
+    out = rec(x)
+    out.sum().backward()
+    assert rec.weight.grad is not None and torch.isfinite(rec.weight.grad).all()

@@ -8,8 +8,8 @@ import subprocess
 import pytest
 import torch
 from snetx.cuend import _compile
-from snetx.snn import functional as F
 from snetx.snn import family  # noqa: F401  (F.family)
+from snetx.snn import functional as F
 
 HERE = os.path.dirname(__file__)
 IO = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}

@@ -206,8 +206,8 @@ def test_torch_compile_fullgraph_traces_the_custom_op(monkeypatch):
 
 
 def test_evaluation_launches_the_spikes_only_op(monkeypatch):
-    # no graph to record (no_grad, or an input without requires_grad) -> lif_spikes, which
-    # writes no h; otherwise lif (spikes and h, with the registered backward)
+    # no graph to record (no_grad, or an input without requires_grad) -> neuron_spikes, which
+    # writes no checkpoints; otherwise neuron (spikes and checkpoints, with the backward)
     from snetx.cuend import neuron as cu
     from snetx.snn import functional as F
 

@@ -378,8 +378,10 @@ def load(graph, dt=None):
     while pending:
         ready = [k for k in pending if all(s in done for s in sources[k])]
         if not ready:
-                raise NIRImportError(f"the graph has a cycle through {pending}: snetx runs "
-                                 "recurrence as neuron -> Affine/Linear -> the same neuron")  # fmt: skip
+            raise NIRImportError(
+                f"the graph has a cycle through {pending}: snetx runs recurrence as "
+                "neuron -> Affine/Linear -> the same neuron"
+            )
         for k in ready:
             order.append(k)
             done.add(k)

@@ -6,7 +6,14 @@ import numbers
 
 import torch
 
-__all__ = ["check_real", "check_params", "check_alpha", "resolve_alpha", "describe_alpha", "check_input"]
+__all__ = [
+    "check_real",
+    "check_params",
+    "check_alpha",
+    "resolve_alpha",
+    "describe_alpha",
+    "check_input",
+]
 
 
 def check_real(name, value):

@@ -6,7 +6,6 @@ plain autograd loop :func:`lif_loop` for surrogates without ``derivative``). The
 parameter checks live in :mod:`snetx.snn.checks` and are re-exported here.
 """
 
-import numbers
 from typing import NamedTuple, Optional
 
 import torch

@@ -18,7 +18,8 @@ construction or :meth:`~SpikingNeuron.reset`) and keeps its final state in ``.st
 long sequences can be fed in chunks (gradients flow across chunks until
 :meth:`~SpikingNeuron.detach_state`), and :meth:`~SpikingNeuron.step` runs one time step
 of a stream. The state is a tensor for one-variable neurons (the LIF's ``u``) and the
-description's named tuple otherwise (``CubaLIFState(i, u)``, ``ALIFState(u, a)``). :func:`snetx.snn.functional.reset_net` resets every neuron of a model.
+description's named tuple otherwise (``CubaLIFState(i, u)``, ``ALIFState(u, a)``).
+:func:`snetx.snn.functional.reset_net` resets every neuron of a model.
 """
 
 import math
@@ -260,10 +261,10 @@ class LIF(SpikingNeuron):
 
     The fused path (any surrogate exposing ``derivative``) builds no per-step graph and
     saves one tensor of the input's size, the input ``x``, for backward (the backward
-    recomputes the steps from it); 16-bit inputs keep float32 state. Other surrogates use the plain autograd loop. ``torch.compile(lif,
-    fullgraph=True)`` works: there is no graph break; Dynamo traces the fused Function
-    with the time loop unrolled, and a callable ``alpha`` is read at trace time (a
-    changed value recompiles).
+    recomputes the steps from it); 16-bit inputs keep float32 state. Other surrogates
+    use the plain autograd loop. ``torch.compile(lif, fullgraph=True)`` works: there is
+    no graph break; Dynamo traces the neuron's plain step with the time loop unrolled,
+    and a callable ``alpha`` is read at trace time (a changed value recompiles).
 
     Args:
         tau (float): membrane time constant, ``>= 1`` (1 means no leak: IF). Default 2.

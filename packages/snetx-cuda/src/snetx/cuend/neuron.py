@@ -7,8 +7,7 @@ here too; the classes below are the snetx.snn ones with that backend by default 
 
 import torch
 from snetx.snn import checks as F
-from snetx.snn import family
-from snetx.snn import functional
+from snetx.snn import family, functional
 from snetx.snn import neuron as _neuron
 from snetx.snn import surrogate as _sg
 
