@@ -100,9 +100,11 @@ def main(argv=None):
     if args.peers:
         sys.path.insert(0, args.peers)
     torch.set_num_threads(args.threads)
-    print(family_table(args.repeats))
-    print()
-    print(recurrent_table(args.repeats))
+    print(tables(args.repeats))
+
+
+def tables(repeats):
+    return family_table(repeats) + "\n\n" + recurrent_table(repeats)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ sys.path.insert(0, HERE)
 
 import compare  # noqa: E402
 import lif_cpu  # noqa: E402
+import neurons_cpu  # noqa: E402
 
 
 def _version(dist):
@@ -85,6 +86,12 @@ def main(argv=None):
         "## Fused vs plain autograd loop (snetx only)",
         "",
         lif_cpu.main(["--repeats", "3" if args.quick else "7"]),
+        "",
+    ]
+    sections += [
+        "## The neuron family and recurrent layers (CPU)",
+        "",
+        neurons_cpu.tables(3 if args.quick else 5),
         "",
     ]
     side_by_side, data = compare.run(["--quick"] if args.quick else [])

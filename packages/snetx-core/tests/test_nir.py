@@ -399,7 +399,7 @@ def test_alif_export_is_refused_by_name():
 
     with pytest.raises(snir.NIRExportError, match="ALIF has no NIR neuron"):
         snir.export(nn.Sequential(nn.Linear(3, 4), neuron.ALIF()), torch.rand(1, 2, 3))
-    with pytest.raises(snir.NIRExportError, match=r"Recurrent\(ALIF\) has no NIR"):
+    with pytest.raises(snir.NIRExportError, match="module 1: ALIF has no NIR neuron"):
         snir.export(nn.Sequential(nn.Linear(3, 4), layer.Recurrent(neuron.ALIF(), 4)),
                     torch.rand(1, 2, 3))  # fmt: skip
 
@@ -428,3 +428,22 @@ def test_a_recurrent_weight_that_feeds_more_is_named():
     )  # fmt: skip
     with pytest.raises(snir.NIRImportError, match="feeds lif back"):
         snir.load(g)
+
+
+def test_the_mapping_is_each_neurons_own():
+    """to_nir/from_nir are the neurons' methods; load finds the reader of each NIR type
+    through the classes' nir_nodes, and a neuron without a NIR node is refused by name."""
+    from snetx.nir._load import _readers
+
+    assert _readers()["LIF"] is neuron.LIF and _readers()["IF"] is neuron.LIF
+    assert _readers()["CubaLIF"] is neuron.CubaLIF and "ALIF" not in _readers()
+    kind, fields = neuron.CubaLIF(tau_syn=2.0, tau=4.0).to_nir(1e-4, (3,))
+    assert kind == "CubaLIF"
+    np.testing.assert_allclose(fields["tau_syn"], 2e-4)
+    np.testing.assert_allclose(fields["tau_mem"], 4e-4 / 3)
+    np.testing.assert_allclose(fields["r"] * 1e-4 / fields["tau_mem"], 1.0)
+    np.testing.assert_allclose(fields["w_in"] * 1e-4 / fields["tau_syn"], 1.0)
+    back, scale, _ = neuron.CubaLIF.from_nir(nir.CubaLIF(**fields), 1e-4)
+    assert (back.tau_syn, back.tau) == pytest.approx((2.0, 4.0)) and scale == pytest.approx(1)
+    with pytest.raises(ValueError, match="ALIF has no NIR neuron"):
+        neuron.ALIF().to_nir(1e-4, (3,))

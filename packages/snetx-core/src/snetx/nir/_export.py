@@ -10,11 +10,14 @@ from torch import nn
 
 from snetx.snn.algorithm import Tosnn
 from snetx.snn.layer import Recurrent
-from snetx.snn.neuron import LIF, CubaLIF, SpikingNeuron
+from snetx.snn.neuron import SpikingNeuron
 
 from ._trace import NIRExportError, trace
 
 _WEIGHTED = ("conv", "affine")
+#: NIR node type -> the builder's kind (LIF nodes get their r folded, see fold_r)
+_KINDS = {"LIF": "lif", "IF": "if", "CubaLIF": "cubalif"}
+_NODES = {"lif": nir.LIF, "if": nir.IF, "cubalif": nir.CubaLIF}
 
 
 class _Node:
@@ -37,24 +40,6 @@ def _frame_modules(module):
     if isinstance(module, nn.Sequential):
         return [m for child in module for m in _frame_modules(child)]
     return [module]
-
-
-def _decay(neuron, name="tau"):
-    """The decay of the time constant ``name`` (a float, or a per-channel numpy array
-    when learned per channel)."""
-    if name in neuron.learn:
-        param = "w" if name == "tau" else "w_" + name
-        k = torch.sigmoid(getattr(neuron, param).detach().double()).cpu().numpy()
-        return float(k) if k.ndim == 0 else k
-    return 1.0 / float(getattr(neuron, name))
-
-
-def _per_neuron(value, shape):
-    """``value`` (scalar or per-channel along dim 0) as an array of the layer's shape."""
-    value = np.asarray(value, dtype=np.float64)
-    if value.ndim == 1:
-        value = value.reshape((-1,) + (1,) * (len(shape) - 1))
-    return np.broadcast_to(value, shape).copy()
 
 
 class _Builder:
@@ -126,7 +111,7 @@ class _Builder:
             return [node], out_shape
         raise NIRExportError(
             f"{where} ({type(m).__name__}) has no NIR equivalent (NIR has convolutions, affine "
-            "maps, average/sum pooling, flatten and LIF/IF neurons)"
+            "maps, average/sum pooling, flatten and LIF/IF/CubaLIF neurons)"
         )
 
     def fold_norm(self, bn, src, where):
@@ -190,10 +175,8 @@ class _Builder:
 
     def recurrent(self, name, m, src, shape, where):
         """A nested graph input -> neuron <-> w_rec -> output, as snnTorch writes its
-        recurrent layers (Norse and snnTorch read it); the neuron's input scale stays 1."""
-        if not isinstance(m.neuron, (LIF, CubaLIF)):
-            raise NIRExportError(f"{where}: Recurrent({type(m.neuron).__name__}) has no NIR "
-                                 "graph (LIF and CubaLIF do)")  # fmt: skip
+        recurrent layers (Norse and snnTorch read it); a LIF's r is folded into W_rec and
+        the weights that feed the layer (fold_r)."""
         inner = self.nodes.pop(self.neuron(name + ".neuron", m.neuron, [], shape, where))
         if inner.kind == "if":
             raise NIRExportError(f"{where}: Recurrent(IF) has no NIR graph (LIF and CubaLIF do)")
@@ -204,28 +187,8 @@ class _Builder:
                         bias=bias, **extra)  # fmt: skip
 
     def neuron(self, name, m, src, shape, where):
-        if not isinstance(m, (LIF, CubaLIF)):
-            raise NIRExportError(
-                f"{where}: {type(m).__name__} has no NIR neuron (NIR has LIF, IF, CubaLIF)"
-            )
-        ones = np.ones(shape, dtype=np.float64)
-        if isinstance(m, CubaLIF):
-            return self.cubalif(name, m, src, shape, where)
-        k = _decay(m)
-        v_th = ones * float(m.v_th)
-        v_reset, metadata = self._reset_fields(m, shape, where)
-        k_arr = _per_neuron(k, shape)
-        if np.all(k_arr == 1.0):  # IF: dv/dt = r I, Euler step v + dt r I; r = 1/dt
-            return self.add(name, "if", src, shape, shape, r=ones / self.dt, v_threshold=v_th,
-                            v_reset=v_reset, metadata=metadata)  # fmt: skip
-        if np.any(k_arr >= 1.0) or np.any(k_arr <= 0.0):
-            raise NIRExportError(f"{where}: a decay outside (0, 1) has no NIR time constant")
-        return self.add(name, "lif", src, shape, shape, tau=self.dt / (1.0 - k_arr),
-                        r=1.0 / (1.0 - k_arr), v_leak=ones * 0.0, v_threshold=v_th,
-                        v_reset=v_reset, metadata=metadata)  # fmt: skip
-
-    def _reset_fields(self, m, shape, where):
-        ones = np.ones(shape, dtype=np.float64)
+        """The neuron's own NIR node (its ``to_nir``), with the soft-reset policy."""
+        metadata = {}
         if m.v_reset is None:
             if self.soft_reset != "metadata":
                 raise NIRExportError(
@@ -234,24 +197,12 @@ class _Builder:
                     "soft_reset='metadata' (snetx.nir.load honours it; other importers "
                     "reset to 0)"
                 )
-            return ones * 0.0, {"snetx_reset": "subtract"}
-        return ones * float(m.v_reset), {}
-
-    def cubalif(self, name, m, src, shape, where):
-        """NIR CubaLIF with w_in = tau_syn / dt and r = tau_mem / dt (both input factors
-        1, as snnTorch writes them): nothing to fold."""
-        ones = np.ones(shape, dtype=np.float64)
-        v_reset, metadata = self._reset_fields(m, shape, where)
-        k_syn = _per_neuron(_decay(m, "tau_syn"), shape)
-        k_mem = _per_neuron(_decay(m, "tau"), shape)
-        if np.any(k_syn >= 1.0) or np.any(k_mem >= 1.0):
-            raise NIRExportError(f"{where}: a CubaLIF time constant of 1 (no decay) has no "
-                                 "NIR time constant")  # fmt: skip
-        tau_syn, tau_mem = self.dt / (1.0 - k_syn), self.dt / (1.0 - k_mem)
-        return self.add(name, "cubalif", src, shape, shape, tau_syn=tau_syn, tau_mem=tau_mem,
-                        r=tau_mem / self.dt, w_in=tau_syn / self.dt, v_leak=ones * 0.0,
-                        v_threshold=ones * float(m.v_th), v_reset=v_reset,
-                        metadata=metadata)  # fmt: skip
+            metadata = {"snetx_reset": "subtract"}
+        try:
+            kind, fields = m.to_nir(self.dt, shape)
+        except ValueError as e:
+            raise NIRExportError(f"{where}: {e}") from None
+        return self.add(name, _KINDS[kind], src, shape, shape, **fields, metadata=metadata)
 
     # ---- passes over the whole graph --------------------------------------------------
     def consumers(self, name):
@@ -374,8 +325,7 @@ class _Builder:
                 edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
             )  # fmt: skip
         fields = {k: v for k, v in f.items() if k != "metadata"}
-        cls = {"lif": nir.LIF, "cubalif": nir.CubaLIF}.get(node.kind, nir.IF)
-        return cls(**fields, metadata=dict(f["metadata"]))
+        return _NODES[node.kind](**fields, metadata=dict(f["metadata"]))
 
 
 def export(model, sample_input, dt=1e-4, pool="avg", soft_reset="error"):

@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from snetx.snn import _nir_fields
 from snetx.snn.algorithm import Tosnn
 from snetx.snn.layer import Recurrent
-from snetx.snn.neuron import IF, LIF, PLIF, CubaLIF
+from snetx.snn.neuron import SpikingNeuron
 
 #: An IF whose input scale ``r dt`` falls below this is almost surely loaded with the wrong
 #: ``dt`` (a network that never spikes): load() warns.
@@ -27,31 +28,10 @@ def _t(a):
 
 
 def _finite(name, field, a):
-    a = np.asarray(a, dtype=np.float64)
-    if not np.isfinite(a).all():
-        raise NIRImportError(f"node {name}: {field} holds NaN or infinite values")
-    return a
-
-
-def _uniform(name, field, a):
-    a = _finite(name, field, a)
-    if a.size and not np.all(a == a.flat[0]):
-        raise NIRImportError(f"node {name}: {field} differs between neurons; snetx needs one value")
-    return float(a.flat[0]) if a.size else 0.0
-
-
-def _channel_values(name, field, a):
-    """A value per channel (dim 0), constant over the other dims; ValueError otherwise."""
-    a = _finite(name, field, a)
-    if a.ndim == 0:
-        return a.reshape(1)
-    flat = a.reshape(a.shape[0], -1)
-    if not np.all(flat == flat[:, :1]):
-        raise NIRImportError(
-            f"node {name}: {field} varies within a channel; snetx runs one value per layer "
-            "or per channel"
-        )
-    return flat[:, 0]
+    try:
+        return _nir_fields.finite(field, a)
+    except ValueError as e:
+        raise NIRImportError(f"node {name}: {e}") from None
 
 
 class Scale(nn.Module):
@@ -68,78 +48,34 @@ class Scale(nn.Module):
         return x * self.scale.reshape(view) + self.shift.reshape(view)
 
 
-def _decays(name, field, tau, dt):
-    decay = 1.0 - dt / tau  # Euler step of tau dv/dt = -v + ...
-    if np.any(decay <= 0) or np.any(decay >= 1):
-        raise NIRImportError(
-            f"node {name}: {field} {tau.min():g}..{tau.max():g} with dt {dt:g} gives a decay "
-            "outside (0, 1): give load() the dt the graph was made for"
-        )
-    return decay
-
-
-def _learned_off(module):
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
-
-
-def _set_decay(module, param, decay):
-    with torch.no_grad():
-        getattr(module, param).copy_(torch.as_tensor(np.log(decay / (1.0 - decay))))
-
-
-def _uniform_or_none(a):
-    return float(a[0]) if a.size == 1 or np.all(a == a[0]) else None
+def _readers():
+    """NIR node type -> the snetx neuron class whose ``from_nir`` reads it: every neuron
+    class (snetx's and any user subclass) that names the type in its ``nir_nodes``."""
+    found, todo = {}, [SpikingNeuron]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        for kind in cls.__dict__.get("nir_nodes", ()):
+            found.setdefault(kind, cls)
+    return found
 
 
 def _neuron(name, node, dt):
-    """(snetx neuron, input scale per channel, input shift per channel) for a LIF, IF or
-    CubaLIF node."""
-    v_th = _uniform(name, "v_threshold", node.v_threshold)
-    soft = node.metadata.get("snetx_reset") == "subtract"
-    v_reset = None if soft else _uniform(name, "v_reset", node.v_reset)
-    if isinstance(node, nir.IF):
-        scale = _channel_values(name, "r", node.r) * dt  # Euler step of dv/dt = r I
-        if np.any(np.abs(scale) < TINY_SCALE):
-            warnings.warn(
-                f"snetx.nir.load: IF node {name} scales its input by r*dt = "
-                f"{np.abs(scale).min():g} (dt {dt:g}): it will hardly ever spike; graphs "
-                "written with r = 1 assume dt = 1 (Sinabs), pass load(graph, dt=1.0)",
-                stacklevel=3,
-            )
-        return IF(v_th=v_th, v_reset=v_reset), scale, np.zeros_like(scale)
-    if isinstance(node, nir.CubaLIF):
-        if np.any(_finite(name, "v_leak", node.v_leak) != 0):
-            raise NIRImportError(f"node {name}: CubaLIF with v_leak != 0 has no snetx neuron")
-        tau_syn = _channel_values(name, "tau_syn", node.tau_syn)
-        tau_mem = _channel_values(name, "tau_mem", node.tau_mem)
-        k_syn = _decays(name, "tau_syn", tau_syn, dt)
-        k_mem = _decays(name, "tau_mem", tau_mem, dt)
-        w_in = _channel_values(name, "w_in", node.w_in)
-        # i' = (r dt / tau_mem) i: the membrane then adds i' unscaled, and both input
-        # factors multiply what feeds the node
-        scale = w_in * dt / tau_syn * _channel_values(name, "r", node.r) * dt / tau_mem
-        fixed = (_uniform_or_none(k_syn), _uniform_or_none(k_mem))
-        if None not in fixed:
-            cuba = CubaLIF(tau_syn=1.0 / fixed[0], tau=1.0 / fixed[1], v_th=v_th,
-                           v_reset=v_reset)  # fmt: skip
-            return cuba, scale, np.zeros_like(scale)
-        channels = max(k_syn.size, k_mem.size)
-        cuba = CubaLIF(tau_syn=2.0, tau=2.0, v_th=v_th, v_reset=v_reset, learn=True,
-                       channels=channels)  # fmt: skip
-        _set_decay(cuba, "w_tau_syn", np.broadcast_to(k_syn, (channels,)))
-        _set_decay(cuba, "w", np.broadcast_to(k_mem, (channels,)))
-        return _learned_off(cuba), scale, np.zeros_like(scale)
-    tau = _channel_values(name, "tau", node.tau)
-    decay = _decays(name, "tau", tau, dt)
-    scale = _channel_values(name, "r", node.r) * dt / tau
-    shift = _channel_values(name, "v_leak", node.v_leak) * dt / tau
-    if decay.size == 1 or np.all(decay == decay[0]):
-        return LIF(tau=1.0 / float(decay[0]), v_th=v_th, v_reset=v_reset), scale, shift
-    plif = PLIF(tau=2.0, v_th=v_th, v_reset=v_reset, channels=decay.size)
-    _set_decay(plif, "w", decay)
-    return _learned_off(plif), scale, shift
+    """(snetx neuron, input scale per channel, input shift per channel) of a neuron node,
+    by the ``from_nir`` of the class that reads its type."""
+    cls = _readers()[type(node).__name__]
+    try:
+        neuron, scale, shift = cls.from_nir(node, dt)
+    except ValueError as e:
+        raise NIRImportError(f"node {name}: {e}") from None
+    if type(node).__name__ == "IF" and np.any(np.abs(scale) < TINY_SCALE):
+        warnings.warn(
+            f"snetx.nir.load: IF node {name} scales its input by r*dt = "
+            f"{np.abs(scale).min():g} (dt {dt:g}): it will hardly ever spike; graphs "
+            "written with r = 1 assume dt = 1 (Sinabs), pass load(graph, dt=1.0)",
+            stacklevel=3,
+        )
+    return neuron, scale, shift
 
 
 def _weights(name, node):
@@ -311,7 +247,7 @@ def _recurrences(nodes, sources, consumers):
         if not isinstance(node, (nir.Affine, nir.Linear)) or len(sources[w]) != 1:
             continue
         n = sources[w][0]
-        if isinstance(nodes[n], (nir.LIF, nir.IF, nir.CubaLIF)) and w in sources[n]:
+        if type(nodes[n]).__name__ in _readers() and w in sources[n]:
             if consumers[w] != [n]:
                 raise NIRImportError(
                     f"node {w} feeds {n} back (a recurrence) and also {consumers[w]}: snetx "
@@ -389,7 +325,7 @@ def load(graph, dt=None):
     modules, extra = {}, {}
     for k in order:
         node = graph_nodes[k]
-        if isinstance(node, (nir.LIF, nir.IF, nir.CubaLIF)):  # v_leak: the input's shift
+        if type(node).__name__ in _readers():  # a neuron; v_leak: the input's shift
             modules[k], scale, shift = _neuron(k, node, float(dt))
             extra[k] = (scale, shift)
             if k in recurrent:

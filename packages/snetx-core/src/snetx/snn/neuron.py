@@ -25,10 +25,11 @@ description's named tuple otherwise (``CubaLIFState(i, u)``, ``ALIFState(u, a)``
 import math
 import numbers
 
+import numpy as np
 import torch
 from torch import nn
 
-from . import checks, family
+from . import _nir_fields, checks, family
 from . import functional as F
 from . import surrogate as _sg
 from .surrogate import arc_tan
@@ -213,6 +214,40 @@ class SpikingNeuron(nn.Module):
         value = getattr(self, name)
         return f"{value} (initial)" if name in self.learn else value
 
+    # ---- NIR (snetx.nir.export / load) ---------------------------------------------------
+    #: the NIR node types :meth:`from_nir` reads; snetx.nir.load finds the class by them
+    nir_nodes = ()
+
+    def to_nir(self, dt, shape):
+        """This neuron as a NIR node for a layer of ``shape`` stepped with ``dt``:
+        ``(node type, fields)``, the fields numpy arrays of ``shape``. A soft reset is
+        written as ``v_reset = 0`` (the exporter records it in the node's metadata).
+        Raises ValueError when NIR has no such neuron."""
+        raise ValueError(
+            f"{type(self).__name__} has no NIR neuron (NIR has LIF, IF and CubaLIF)"
+        )
+
+    @classmethod
+    def from_nir(cls, node, dt):
+        """``(neuron, input scale, input shift)`` for a NIR node of one of
+        :attr:`nir_nodes`, stepped with ``dt``: the scale and shift (one value or one per
+        channel) are what the node does to its input before the neuron's charge; the
+        loader folds them into the weights that feed it. ValueError names the field that
+        snetx cannot run."""
+        raise ValueError(f"{cls.__name__} reads no NIR node")
+
+    @staticmethod
+    def _nir_reset(node):
+        """(v_th, v_reset or None for the soft reset snetx records in the metadata)."""
+        v_th = _nir_fields.uniform("v_threshold", node.v_threshold)
+        if (getattr(node, "metadata", None) or {}).get("snetx_reset") == "subtract":
+            return v_th, None
+        return v_th, _nir_fields.uniform("v_reset", node.v_reset)
+
+    def _nir_thresholds(self, shape):
+        ones = np.ones(shape, dtype=np.float64)
+        return ones * self.v_th, ones * (0.0 if self.v_reset is None else self.v_reset)
+
 
 def _param(name):
     """The parameter of a learned time constant: ``w`` for ``tau`` (PLIF's name), else
@@ -323,6 +358,43 @@ class LIF(SpikingNeuron):
             channels=channels,
             backend=backend,
         )
+
+    nir_nodes = ("LIF", "IF")
+
+    def to_nir(self, dt, shape):
+        """NIR's ``LIF`` with ``tau = dt / (1 - k)`` and ``r = 1 / (1 - k)`` (the Euler
+        step's input gain ``r dt / tau`` is 1), or ``IF`` with ``r = 1 / dt`` when
+        ``k = 1``."""
+        f = _nir_fields
+        k = f.per_neuron(f.learned_decay(self, "tau"), shape)
+        ones = np.ones(shape, dtype=np.float64)
+        v_th, v_reset = self._nir_thresholds(shape)
+        if np.all(k == 1.0):  # IF: dv/dt = r I, Euler step v + dt r I
+            return "IF", dict(r=ones / dt, v_threshold=v_th, v_reset=v_reset)
+        if np.any(k >= 1.0) or np.any(k <= 0.0):
+            raise ValueError("a decay outside (0, 1) has no NIR time constant")
+        return "LIF", dict(tau=dt / (1.0 - k), r=1.0 / (1.0 - k), v_leak=ones * 0.0,
+                           v_threshold=v_th, v_reset=v_reset)  # fmt: skip
+
+    @classmethod
+    def from_nir(cls, node, dt):
+        """NIR's ``IF`` (input gain ``r dt``) or ``LIF`` (decay ``1 - dt / tau``, gain
+        ``r dt / tau``, ``v_leak`` as an input shift); time constants per layer, or per
+        channel (a frozen learned decay)."""
+        f = _nir_fields
+        v_th, v_reset = cls._nir_reset(node)
+        if type(node).__name__ == "IF":
+            scale = f.channel_values("r", node.r) * dt
+            return IF(v_th=v_th, v_reset=v_reset), scale, np.zeros_like(scale)
+        tau = f.channel_values("tau", node.tau)
+        k = f.decay("tau", tau, dt)
+        scale = f.channel_values("r", node.r) * dt / tau
+        shift = f.channel_values("v_leak", node.v_leak) * dt / tau
+        if f.one_value(k) is not None:
+            return LIF(tau=1.0 / f.one_value(k), v_th=v_th, v_reset=v_reset), scale, shift
+        plif = PLIF(tau=2.0, v_th=v_th, v_reset=v_reset, channels=k.size)
+        f.set_learned(plif, "w", k)
+        return plif, scale, shift
 
 
 class IF(LIF):
@@ -463,6 +535,49 @@ class CubaLIF(SpikingNeuron):
             channels=channels,
             backend=backend,
         )
+
+    nir_nodes = ("CubaLIF",)
+
+    def to_nir(self, dt, shape):
+        """NIR's ``CubaLIF`` with ``tau_syn = dt / (1 - k_syn)``, ``tau_mem = dt / (1 -
+        k)``, ``w_in = tau_syn / dt`` and ``r = tau_mem / dt`` (both input gains 1, as
+        snnTorch writes it)."""
+        f = _nir_fields
+        k_syn = f.per_neuron(f.learned_decay(self, "tau_syn"), shape)
+        k_mem = f.per_neuron(f.learned_decay(self, "tau"), shape)
+        if np.any(k_syn >= 1.0) or np.any(k_mem >= 1.0):
+            raise ValueError("a CubaLIF time constant of 1 (no decay) has no NIR time constant")
+        tau_syn, tau_mem = dt / (1.0 - k_syn), dt / (1.0 - k_mem)
+        v_th, v_reset = self._nir_thresholds(shape)
+        return "CubaLIF", dict(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt,
+                               w_in=tau_syn / dt, v_leak=v_th * 0.0, v_threshold=v_th,
+                               v_reset=v_reset)  # fmt: skip
+
+    @classmethod
+    def from_nir(cls, node, dt):
+        """NIR's ``CubaLIF``: ``tau_syn di/dt = -i + w_in I`` and ``tau_mem dv/dt = -v +
+        r i`` stepped with ``dt`` are this neuron with decays ``1 - dt / tau`` and the input
+        gain ``w_in dt / tau_syn * r dt / tau_mem`` (the current scaled by the second
+        factor, so the membrane adds it unscaled). ``v_leak != 0`` is refused."""
+        f = _nir_fields
+        if np.any(f.finite("v_leak", node.v_leak) != 0):
+            raise ValueError("CubaLIF with v_leak != 0 has no snetx neuron")
+        v_th, v_reset = cls._nir_reset(node)
+        tau_syn = f.channel_values("tau_syn", node.tau_syn)
+        tau_mem = f.channel_values("tau_mem", node.tau_mem)
+        k_syn, k_mem = f.decay("tau_syn", tau_syn, dt), f.decay("tau_mem", tau_mem, dt)
+        scale = (f.channel_values("w_in", node.w_in) * dt / tau_syn
+                 * f.channel_values("r", node.r) * dt / tau_mem)  # fmt: skip
+        if f.one_value(k_syn) is not None and f.one_value(k_mem) is not None:
+            cuba = cls(tau_syn=1.0 / f.one_value(k_syn), tau=1.0 / f.one_value(k_mem),
+                       v_th=v_th, v_reset=v_reset)  # fmt: skip
+            return cuba, scale, np.zeros_like(scale)
+        channels = max(k_syn.size, k_mem.size)
+        cuba = cls(tau_syn=2.0, tau=2.0, v_th=v_th, v_reset=v_reset, learn=True,
+                   channels=channels)  # fmt: skip
+        f.set_learned(cuba, "w_tau_syn", np.broadcast_to(k_syn, (channels,)))
+        f.set_learned(cuba, "w", np.broadcast_to(k_mem, (channels,)))
+        return cuba, scale, np.zeros_like(scale)
 
 
 class ALIF(SpikingNeuron):
