@@ -469,16 +469,6 @@ class PLIF(LIF):
         return f"{self.tau} (initial)"
 
 
-_COMMON_ARGS = """        v_th (float): firing threshold. Default 1.
-        v_reset (float or None): reset potential, ``< v_th``; None resets by subtracting
-            the threshold. Default 0.
-        sg, alpha, detach, stateful, backend: as :class:`LIF`; ``detach`` makes the spike a
-            constant wherever it updates state (reset, adaptation).
-        learn (bool or tuple of str): learn every time constant (True) or those named
-            (parameters ``w`` for ``tau``, ``w_<name>`` for the others,
-            ``sigmoid(w) = 1 / tau``). Default False.
-        channels (int or None): with ``learn``, one value per channel (dim 2).
-"""
 
 
 class CubaLIF(SpikingNeuron):
@@ -496,7 +486,16 @@ class CubaLIF(SpikingNeuron):
     Args:
         tau_syn (float): synaptic time constant, ``>= 1``. Default 2.
         tau (float): membrane time constant, ``>= 1``. Default 2.
-""" + _COMMON_ARGS + """
+        v_th (float): firing threshold. Default 1.
+        v_reset (float or None): reset potential, ``< v_th``; None resets by subtracting
+            the threshold. Default 0.
+        sg, alpha, detach, stateful, backend: as :class:`LIF`; ``detach`` makes the spike a
+            constant wherever it updates state (reset, adaptation).
+        learn (bool or tuple of str): learn every time constant (True) or those named
+            (parameters ``w`` for ``tau``, ``w_<name>`` for the others,
+            ``sigmoid(w) = 1 / tau``). Default False.
+        channels (int or None): with ``learn``, one value per channel (dim 2).
+
     Shape:
         - Input: :math:`(N, T, *)`, floating point. Output: spikes of the same shape.
         - State: :class:`snetx.snn.family.CubaLIFState` ``(i, u)``, each :math:`(N, *)`.
@@ -597,7 +596,16 @@ class ALIF(SpikingNeuron):
         tau (float): membrane time constant, ``>= 1``. Default 2.
         tau_adapt (float): adaptation time constant, ``>= 1``. Default 20.
         beta (float): threshold increase per unit of adaptation, ``>= 0``. Default 1.8.
-""" + _COMMON_ARGS + """
+        v_th (float): firing threshold. Default 1.
+        v_reset (float or None): reset potential, ``< v_th``; None resets by subtracting
+            the threshold. Default 0.
+        sg, alpha, detach, stateful, backend: as :class:`LIF`; ``detach`` makes the spike a
+            constant wherever it updates state (reset, adaptation).
+        learn (bool or tuple of str): learn every time constant (True) or those named
+            (parameters ``w`` for ``tau``, ``w_<name>`` for the others,
+            ``sigmoid(w) = 1 / tau``). Default False.
+        channels (int or None): with ``learn``, one value per channel (dim 2).
+
     Shape:
         - Input: :math:`(N, T, *)`, floating point. Output: spikes of the same shape.
         - State: :class:`snetx.snn.family.ALIFState` ``(u, a)``, each :math:`(N, *)`.
