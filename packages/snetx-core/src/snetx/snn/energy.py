@@ -13,6 +13,26 @@ counts, per layer:
 A layer fed by spikes performs accumulates only where a spike arrives:
 :math:`\mathrm{AC} = M \cdot r`. A layer fed by real values (the encoding layer, whose
 input is the image) performs :math:`\mathrm{MAC} = M`. Max pools and neurons count nothing.
+
+Spiking attention runs through two counted operations, :class:`MatMul` and :class:`Sum`
+(the spiking transformers of snetx.models use them):
+
+- ``MatMul()(a, b)`` (Spikformer's and QKFormer's :math:`Q K^\top V`): dense
+  :math:`M` = output elements x the inner size; with a spike operand it is
+  :math:`\mathrm{AC} = M \cdot r` (``r`` the rate of the first spike operand: each spike
+  adds a row of the other), with two real operands :math:`\mathrm{MAC} = M`;
+- ``Sum(dim)(x)`` (the Spike-driven Transformer's column sum of :math:`K \otimes V`,
+  QKFormer's sum of Q over a head's channels): one accumulate per spike summed,
+  :math:`\mathrm{AC} = \text{nnz}(x)`, as :math:`M \cdot r` with :math:`M` the elements
+  summed.
+
+Element-wise products of spikes (the Hadamard masks of SDSA and QKTA) are masks, not
+arithmetic: they count nothing. This is the Spike-driven Transformer paper's estimate
+(Yao et al., NeurIPS 2023, Sec. 4 and its appendix, following Spikformer):
+:math:`E = E_{MAC} \cdot FL_{conv}^{1} + E_{AC} \cdot \sum_{\text{layers}} T\, r\,
+FL`, each layer's FLOPs times its input's firing rate, the first layer (real input) as
+MACs; counts here are summed over the T steps a sample runs, so the :math:`T` factor is
+already in them.
 The energy estimate is :math:`E = \mathrm{AC} \cdot e_{AC} + \mathrm{MAC} \cdot e_{MAC}`
 with the 45 nm CMOS figures the SNN literature uses (Horowitz, ISSCC 2014): 0.9 pJ per
 32-bit float add (AC) and 4.6 pJ per multiply-add (MAC); both are parameters. Counts are
@@ -40,7 +60,7 @@ from torch import nn
 
 from .monitor import HookSet
 
-__all__ = ["SynapticOpsCounter", "E_AC_PJ", "E_MAC_PJ"]
+__all__ = ["SynapticOpsCounter", "MatMul", "Sum", "E_AC_PJ", "E_MAC_PJ"]
 
 #: energy per accumulate and per multiply-accumulate, picojoules (45 nm, 32-bit float)
 E_AC_PJ = 0.9
@@ -48,6 +68,33 @@ E_MAC_PJ = 4.6
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _POOL = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+
+
+class MatMul(nn.Module):
+    """``a @ b`` as a module, so that :class:`SynapticOpsCounter` counts it (spike
+    operands: accumulates)."""
+
+    def forward(self, a, b):
+        return a @ b
+
+
+class Sum(nn.Module):
+    """``x.sum(dim, keepdim=True)`` as a module, so that :class:`SynapticOpsCounter`
+    counts its additions (one per spike summed)."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return x.sum(self.dim, keepdim=True)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+def _binary(x):
+    return bool(((x == 0) | (x == 1)).all())
 
 
 def _dense_ops(module, output):
@@ -84,6 +131,8 @@ class SynapticOpsCounter(HookSet):
         for name, module in model.named_modules():
             if isinstance(module, (*_CONV, nn.Linear, *_POOL)):
                 self._handles.append(module.register_forward_hook(self._hook(name)))
+            elif isinstance(module, (MatMul, Sum)):
+                self._handles.append(module.register_forward_hook(self._op_hook(name)))
 
     def _count_samples(self, module, inputs):
         x = inputs[0] if inputs else None
@@ -97,11 +146,7 @@ class SynapticOpsCounter(HookSet):
                 dense = float(_dense_ops(module, output))
                 binary = bool(((x == 0) | (x == 1)).all())
                 ones = int(x.count_nonzero())
-                entry = self.layers.setdefault(
-                    name,
-                    {"type": type(module).__name__, "ac": 0.0, "mac": 0.0,
-                     "spike_input": True, "ones": 0, "inputs": 0},
-                )  # fmt: skip
+                entry = self._entry(name, module)
                 entry["ones"] += ones
                 entry["inputs"] += x.numel()
                 if binary:
@@ -109,6 +154,45 @@ class SynapticOpsCounter(HookSet):
                 else:
                     entry["mac"] += dense
                     entry["spike_input"] = False
+
+        return hook
+
+    def _entry(self, name, module):
+        return self.layers.setdefault(
+            name,
+            {"type": type(module).__name__, "ac": 0.0, "mac": 0.0,
+             "spike_input": True, "ones": 0, "inputs": 0},
+        )  # fmt: skip
+
+    def _op_hook(self, name):
+        """MatMul: AC = M r of its spike operand (MAC with two real ones); Sum: AC = the
+        spikes summed."""
+
+        def hook(module, inputs, output):
+            with torch.no_grad():
+                entry = self._entry(name, module)
+                if isinstance(module, Sum):
+                    x = inputs[0]
+                    ones = int(x.count_nonzero())
+                    entry["ones"] += ones
+                    entry["inputs"] += x.numel()
+                    if _binary(x):
+                        entry["ac"] += float(ones)
+                    else:
+                        entry["mac"] += float(x.numel())
+                        entry["spike_input"] = False
+                    return
+                a, b = inputs
+                dense = float(output.numel() * a.shape[-1])
+                spikes = next((t for t in (a, b) if _binary(t)), None)
+                ones = int((a if spikes is None else spikes).count_nonzero())
+                entry["ones"] += ones
+                entry["inputs"] += (a if spikes is None else spikes).numel()
+                if spikes is None:  # two real operands: multiply-accumulates
+                    entry["mac"] += dense
+                    entry["spike_input"] = False
+                else:
+                    entry["ac"] += dense * ones / max(spikes.numel(), 1)
 
         return hook
 

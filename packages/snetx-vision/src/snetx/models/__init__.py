@@ -2,7 +2,10 @@
 
 Every model the training command builds (:mod:`.registry`) has a lowercase builder here,
 as torchvision has: ``snetx.models.resnet19(num_classes=100)``,
-``snetx.models.sew_resnet18(connect="ADD")``, ``snetx.models.vggsnn(in_channels=2)``.
+``snetx.models.sew_resnet18(connect="ADD")``, ``snetx.models.vggsnn(in_channels=2)``, the
+spiking transformers ``snetx.models.spikformer_4_384()``, ``sdt_8_512()``,
+``qkformer_10_384()`` (and ``spikformer``/``sdt``/``qkformer``, which pick the
+configuration by the input).
 Keyword arguments: ``num_classes`` (10), ``in_channels`` and ``size`` (the data the
 model was made for), ``neuron`` (a zero-argument neuron factory; default LIF) and the
 model's own options.
@@ -20,7 +23,7 @@ Example::
 
 import types
 
-from . import registry, resnet19, scnn, smlp, svggnet, vggsnn
+from . import qkformer, registry, resnet19, scnn, sdt, smlp, spikformer, svggnet, vggsnn
 
 
 class _BuilderModule(types.ModuleType):
@@ -32,7 +35,7 @@ class _BuilderModule(types.ModuleType):
         return registry.MODELS[self.__name__.rsplit(".", 1)[1]].builder()(*args, **kwargs)
 
 
-for _module in (resnet19, scnn, smlp, vggsnn):
+for _module in (resnet19, scnn, smlp, vggsnn, spikformer, sdt, qkformer):
     _module.__class__ = _BuilderModule
 for _name, _spec in registry.MODELS.items():
     if _name not in globals():

@@ -105,8 +105,12 @@ class ModelSpec:
         return build
 
     def parameters(self) -> int:
-        """Its parameter count at 10 classes and its default input."""
-        return sum(p.numel() for p in self.builder()().parameters())
+        """Its parameter count at 10 classes and its default input (built on the meta
+        device: no memory, no initialisation)."""
+        import torch
+
+        with torch.device("meta"):
+            return sum(p.numel() for p in self.builder()().parameters())
 
     def supports(self, size: Tuple[int, ...], kind: str = "image") -> bool:
         if kind not in self.kinds:
@@ -179,6 +183,63 @@ _RESNETS = {
     "ms_resnet34": ("ms_resnet", "ms_resnet34", ()),
 }
 
+def _transformer(module, name, num_classes, in_channels, neuron, size=None):
+    import importlib
+
+    builder = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    return builder(num_classes=num_classes, in_channels=in_channels, neuron=neuron)
+
+
+def _family(module, configs, num_classes, in_channels, neuron, size=None):
+    """The family name (``spikformer``, ``sdt``, ``qkformer``): its CIFAR configuration
+    below 128x128, its DVS one for 2-channel frames, its ImageNet one from 224."""
+    small, dvs, large = configs
+    side = min(size) if size else 32
+    name = large if side >= 224 else (dvs if in_channels == 2 and dvs and side >= 128 else small)
+    return _transformer(module, name, num_classes, in_channels, neuron, size)
+
+
+#: the spiking transformers: name -> (module, default input, sizes in words, multiple)
+_TRANSFORMERS = {
+    "spikformer_4_384": ("spikformer", (3, (32, 32)), "32x32 (CIFAR)", 4),
+    "spikformer_2_256_dvs": ("spikformer", (2, (128, 128)), "128x128 event frames", 16),
+    "spikformer_8_384": ("spikformer", (3, (224, 224)), "224x224 (ImageNet)", 16),
+    "spikformer_8_512": ("spikformer", (3, (224, 224)), "224x224 (ImageNet)", 16),
+    "spikformer_8_768": ("spikformer", (3, (224, 224)), "224x224 (ImageNet)", 16),
+    "sdt_2_512": ("sdt", (3, (32, 32)), "32x32 (CIFAR)", 4),
+    "sdt_2_256_dvs": ("sdt", (2, (128, 128)), "128x128 event frames", 16),
+    "sdt_8_384": ("sdt", (3, (224, 224)), "224x224 (ImageNet)", 16),
+    "sdt_8_512": ("sdt", (3, (224, 224)), "224x224 (ImageNet)", 16),
+    "sdt_8_768": ("sdt", (3, (224, 224)), "224x224 (ImageNet)", 16),
+    "qkformer_4_384": ("qkformer", (3, (32, 32)), "32x32 (CIFAR)", 4),
+    "qkformer_10_384": ("qkformer", (3, (224, 224)), "224x224 (ImageNet)", 16),
+    "qkformer_10_512": ("qkformer", (3, (224, 224)), "224x224 (ImageNet)", 16),
+    "qkformer_10_768": ("qkformer", (3, (224, 224)), "224x224 (ImageNet)", 16),
+}
+_FAMILIES = {
+    "spikformer": ("spikformer_4_384", "spikformer_2_256_dvs", "spikformer_8_512"),
+    "sdt": ("sdt_2_512", "sdt_2_256_dvs", "sdt_8_512"),
+    "qkformer": ("qkformer_4_384", None, "qkformer_10_512"),
+}
+
+
+def _transformer_specs():
+    specs = {}
+    for family, configs in _FAMILIES.items():
+        specs[family] = ModelSpec(
+            family, functools.partial(_family, family, configs), 32,
+            f"{configs[0]} below 128x128, {configs[1] or configs[0]} for 2-channel event "
+            f"frames, {configs[2]} from 224x224 (H, W divisible by 16; 4 for 32x32)", 4,
+            default_input=(3, (32, 32)),
+        )  # fmt: skip
+    for name, (module, default, sizes, multiple) in _TRANSFORMERS.items():
+        specs[name] = ModelSpec(
+            name, functools.partial(_transformer, module, name), multiple * 2, sizes,
+            ("image", "events"), multiple, default_input=default,
+        )  # fmt: skip
+    return specs
+
+
 _VGGS = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
 
 MODELS = MappingProxyType(
@@ -224,6 +285,7 @@ MODELS = MappingProxyType(
             "srnn", functools.partial(_mlp, True), 1, "spike sequences N x T x F", ("sequence",),
             default_input=(700, (700,)),
         ),
+        **_transformer_specs(),
     }
 )
 
