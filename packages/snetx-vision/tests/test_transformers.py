@@ -234,6 +234,6 @@ def test_the_family_names_pick_the_configuration_by_input():
         cifar = sum(p.numel() for p in models.spikformer_4_384().parameters())
         dvs = sum(p.numel() for p in models.sdt_2_256_dvs().parameters())
     assert config("spikformer", 3, (32, 32)) == cifar
-    assert config("sdt", 2, (128, 128)) == dvs
+    assert config("sdt", 2, (64, 64)) == dvs
     assert registry.get("qkformer_10_512").supports((224, 224))
     assert not registry.get("spikformer_8_512").supports((100, 100))

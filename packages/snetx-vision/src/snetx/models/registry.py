@@ -191,11 +191,11 @@ def _transformer(module, name, num_classes, in_channels, neuron, size=None):
 
 
 def _family(module, configs, num_classes, in_channels, neuron, size=None):
-    """The family name (``spikformer``, ``sdt``, ``qkformer``): its CIFAR configuration
-    below 128x128, its DVS one for 2-channel frames, its ImageNet one from 224."""
+    """The family name (``spikformer``, ``sdt``, ``qkformer``): its ImageNet configuration
+    from 224x224, its DVS one for 2-channel frames, else its CIFAR one."""
     small, dvs, large = configs
     side = min(size) if size else 32
-    name = large if side >= 224 else (dvs if in_channels == 2 and dvs and side >= 128 else small)
+    name = large if side >= 224 else (dvs if in_channels == 2 and dvs else small)
     return _transformer(module, name, num_classes, in_channels, neuron, size)
 
 
@@ -207,7 +207,7 @@ _TRANSFORMERS = {
     "spikformer_8_512": ("spikformer", (3, (224, 224)), "224x224 (ImageNet)", 16),
     "spikformer_8_768": ("spikformer", (3, (224, 224)), "224x224 (ImageNet)", 16),
     "sdt_2_512": ("sdt", (3, (32, 32)), "32x32 (CIFAR)", 4),
-    "sdt_2_256_dvs": ("sdt", (2, (128, 128)), "128x128 event frames", 16),
+    "sdt_2_256_dvs": ("sdt", (2, (64, 64)), "64x64 event frames (as released)", 4),
     "sdt_8_384": ("sdt", (3, (224, 224)), "224x224 (ImageNet)", 16),
     "sdt_8_512": ("sdt", (3, (224, 224)), "224x224 (ImageNet)", 16),
     "sdt_8_768": ("sdt", (3, (224, 224)), "224x224 (ImageNet)", 16),
@@ -228,9 +228,9 @@ def _transformer_specs():
     for family, configs in _FAMILIES.items():
         specs[family] = ModelSpec(
             family, functools.partial(_family, family, configs), 32,
-            f"{configs[0]} below 128x128, {configs[1] or configs[0]} for 2-channel event "
-            f"frames, {configs[2]} from 224x224 (H, W divisible by 16; 4 for 32x32)", 4,
-            default_input=(3, (32, 32)),
+            f"{configs[2]} from 224x224, {configs[1] or configs[0]} for 2-channel event "
+            f"frames, else {configs[0]} (H, W divisible by 4, by 16 for 224x224)",
+            multiple=4, default_input=(3, (32, 32)),
         )  # fmt: skip
     for name, (module, default, sizes, multiple) in _TRANSFORMERS.items():
         specs[name] = ModelSpec(

@@ -25,10 +25,10 @@ for DVS 2-256, 16.81 / 29.68 / 66.34 M for ImageNet 8-384 / 8-512 / 8-768 (the s
 Spikformer's, whose layers have the same shapes).
 
 Configurations: ``sdt_2_512`` (CIFAR-10/100: 32x32, max-pools after SPS stages 3 and 4,
-``pooling_stat="0011"``), ``sdt_2_256_dvs`` (128x128 event frames, 2 channels; the
-released DVS mode also max-pools K, V and the attention output 3x3 per frame, ``Erode``,
-kept here), ``sdt_8_384``/``sdt_8_512``/``sdt_8_768`` (ImageNet 224x224, pools after every
-stage). Neurons as in :mod:`snetx.models.spikformer` (``LIF(tau=2, detach=True)`` by
+``pooling_stat="0011"``), ``sdt_2_256_dvs`` (CIFAR10-DVS as ``conf/cifar10-dvs``
+releases it: 64x64 event frames, 2 channels, ``"0011"``, in the code's DVS mode, which
+also max-pools K, V and the attention output 3x3 per frame, ``Erode``),
+``sdt_8_384``/``sdt_8_512``/``sdt_8_768`` (ImageNet 224x224, pools after every stage). Neurons as in :mod:`snetx.models.spikformer` (``LIF(tau=2, detach=True)`` by
 default; attention neurons ``v_th=0.5``).
 
 Example::
@@ -166,7 +166,7 @@ _CIFAR, _ALL = (False, False, True, True), (True, True, True, True)
 #: name -> (depth, dim, heads, pools, dvs, default input (channels, size))
 CONFIGS = {
     "sdt_2_512": (2, 512, 8, _CIFAR, False, (3, 32)),
-    "sdt_2_256_dvs": (2, 256, 8, _ALL, True, (2, 128)),
+    "sdt_2_256_dvs": (2, 256, 8, _CIFAR, True, (2, 64)),
     "sdt_8_384": (8, 384, 8, _ALL, False, (3, 224)),
     "sdt_8_512": (8, 512, 8, _ALL, False, (3, 224)),
     "sdt_8_768": (8, 768, 8, _ALL, False, (3, 224)),

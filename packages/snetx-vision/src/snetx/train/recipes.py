@@ -49,6 +49,33 @@ _TET = "Deng et al., Temporal Efficient Training of Spiking Neural Network via G
 _TET_CODE = "github.com/brain-intelligence-lab/temporal_efficient_training"
 _SEW = "Fang et al., Deep Residual Learning in Spiking Neural Networks, NeurIPS 2021"
 _SEW_CODE = "github.com/fangwei123456/Spike-Element-Wise-ResNet"
+_SPIKFORMER = "Zhou et al., Spikformer: When Spiking Neural Network Meets Transformer, ICLR 2023"
+_SPIKFORMER_CODE = "github.com/ZK-Zhou/spikformer"
+_SDT = "Yao et al., Spike-driven Transformer, NeurIPS 2023"
+_SDT_CODE = "github.com/BICLab/Spike-Driven-Transformer"
+_QKFORMER = (
+    "Zhou et al., QKFormer: Hierarchical Spiking Transformer using Q-K Attention, NeurIPS 2024"
+)
+_QKFORMER_CODE = "github.com/zhouchenlin2096/QKFormer"
+# what snetx-train does not have of the transformers' timm recipes, said once
+_TIMM = (
+    "the released recipes use timm's AdamW (decoupled weight decay; snetx's adam adds it to "
+    "the gradient), RandAugment, mixup, label smoothing 0.1 and a warm-up; snetx-train runs "
+    "Adam, AutoAugment and cross-entropy instead"
+)
+
+
+def _transformer(name, paper, source, model, dataset, reported, **settings):
+    base = {"dataset": dataset, "model": model, "T": 4, "optimizer": "adam",
+            "schedule": "cosine", "loss": "ce", "amp": True}  # fmt: skip
+    if dataset in ("cifar10", "cifar100"):
+        base["augment"] = "autoaugment"
+    return Recipe(
+        name=name, paper=paper, source=source,
+        settings=MappingProxyType({**base, **settings}), reported=reported, notes=_TIMM,
+    )  # fmt: skip
+
+
 _SRNN = (
     "Yin, Corradi and Bohte, Accurate and efficient time-domain classification with "
     "adaptive spiking recurrent neural networks, Nature Machine Intelligence 2021"
@@ -174,6 +201,50 @@ RECIPES = MappingProxyType(
                 "a linear read-out every step (the paper: leaky integrator read-out); the "
                 "paper's multi-Gaussian surrogate is replaced by the sigmoid; time constants "
                 "in steps of 4 ms (T = 250 bins of 1 s), fixed here where the paper learns them",
+            ),
+            _transformer(
+                "spikformer-cifar10", f"{_SPIKFORMER}: CIFAR-10, Spikformer-4-384, T=4",
+                f"{_SPIKFORMER_CODE}, cifar10/cifar10.yml", "spikformer_4_384", "cifar10",
+                "95.19 %", epochs=300, batch_size=128, lr=5e-4, weight_decay=6e-2,
+            ),
+            _transformer(
+                "spikformer-cifar100", f"{_SPIKFORMER}: CIFAR-100, Spikformer-4-384, T=4",
+                f"{_SPIKFORMER_CODE}, cifar10/cifar10.yml (CIFAR-100 the same)",
+                "spikformer_4_384", "cifar100", "77.86 %", epochs=300, batch_size=128,
+                lr=5e-4, weight_decay=6e-2,
+            ),
+            _transformer(
+                "spikformer-cifar10dvs", f"{_SPIKFORMER}: CIFAR10-DVS, Spikformer-2-256, T=16",
+                f"{_SPIKFORMER_CODE}, cifar10dvs/train.py defaults", "spikformer_2_256_dvs",
+                "cifar10dvs", "80.9 %", T=16, size=128, epochs=106, batch_size=16, lr=1e-3,
+                weight_decay=6e-2, augment="flip-roll",
+            ),
+            _transformer(
+                "sdt-cifar10", f"{_SDT}: CIFAR-10, Spike-driven Transformer-2-512, T=4",
+                f"{_SDT_CODE}, conf/cifar10/2_512_300E_t4.yml", "sdt_2_512", "cifar10",
+                "95.6 %", epochs=300, batch_size=64, lr=3e-4, weight_decay=6e-2,
+            ),
+            _transformer(
+                "sdt-cifar100", f"{_SDT}: CIFAR-100, Spike-driven Transformer-2-512, T=4",
+                f"{_SDT_CODE}, conf/cifar100/2_512_300E_t4.yml", "sdt_2_512", "cifar100",
+                "78.4 %", epochs=300, batch_size=64, lr=3e-4, weight_decay=6e-2,
+            ),
+            _transformer(
+                "sdt-cifar10dvs", f"{_SDT}: CIFAR10-DVS, Spike-driven Transformer-2-256",
+                f"{_SDT_CODE}, conf/cifar10-dvs/2_256_200E_t10_TET.yml", "sdt_2_256_dvs",
+                "cifar10dvs", "80.0 % (the paper's T=16; the released configuration is "
+                "T=10 with TET)", T=10, size=64, epochs=200, batch_size=32, lr=7.5e-3,
+                weight_decay=1e-4, loss="tet", lamb=1e-3, augment="flip-roll",
+            ),
+            _transformer(
+                "qkformer-cifar10", f"{_QKFORMER}: CIFAR-10, HST-4-384, T=4",
+                f"{_QKFORMER_CODE}, cifar10/cifar10.yml", "qkformer_4_384", "cifar10",
+                "96.18 %", epochs=400, batch_size=64, lr=1e-3, weight_decay=6e-2,
+            ),
+            _transformer(
+                "qkformer-cifar100", f"{_QKFORMER}: CIFAR-100, HST-4-384, T=4",
+                f"{_QKFORMER_CODE}, cifar100/cifar100.yml", "qkformer_4_384", "cifar100",
+                "81.15 %", epochs=400, batch_size=64, lr=1e-3, weight_decay=6e-2,
             ),
         )
     }
