@@ -114,3 +114,19 @@ def test_checkpoints_written_before_these_options_still_resume():
     assert differences(saved, new, parser_defaults()) == []
     new["augment"] = "none"
     assert differences(saved, new, parser_defaults()) == ["--augment default -> none"]
+
+
+def test_a_transformer_recipe_trains_on_synthetic_cifar(tmp_path, cifar_md5_ok):
+    """qkformer-cifar10 (the smallest CIFAR transformer) through snetx-train: one epoch
+    at T = 1 on a small CIFAR-10-format folder, with the energy report in the summary."""
+    make_cifar(tmp_path / "data", per_batch=4, n_test=4)
+    out = tmp_path / "run"
+    argv = ["--recipe", "qkformer-cifar10", *FAST, "--batch-size", "10", "--no-amp"]
+    argv += ["--data-dir", str(tmp_path / "data"), "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["model"], config["lr"], config["recipe"]) == (
+        "qkformer_4_384", 1e-3, "qkformer-cifar10"
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["firing_rates"]

@@ -67,3 +67,47 @@ def test_resnet19_tet_step_with_cuend_neurons_under_autocast(dtype):
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses))), losses
     assert losses[-1] < losses[0], losses
+
+
+# ---- the spiking transformers on the GPU -------------------------------------------------
+def _transformer_pair(name):
+    import functools
+
+    from snetx import models
+    from snetx.cuend import neuron as cu
+    from snetx.snn import neuron as core
+
+    torch.manual_seed(0)
+    eager = getattr(models, name)(neuron=functools.partial(core.LIF, detach=True)).cuda()
+    fused = getattr(models, name)(neuron=functools.partial(cu.LIF, detach=True)).cuda()
+    fused.load_state_dict(eager.state_dict())
+    return eager, fused
+
+
+@pytest.mark.parametrize("name", ["spikformer_4_384", "sdt_2_512", "qkformer_4_384"])
+def test_transformers_with_cuend_neurons_match_the_eager_network_in_float32(name):
+    eager, fused = _transformer_pair(name)
+    x = torch.rand(2, 2, 3, 32, 32, device="cuda")
+    y_e, y_f = eager(x), fused(x)
+    torch.testing.assert_close(y_f, y_e, rtol=1e-4, atol=1e-4)
+    y_e.sum().backward()
+    y_f.sum().backward()
+    for (n, p), q in zip(eager.named_parameters(), fused.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-4, msg=n)
+
+
+@pytest.mark.parametrize("name", ["spikformer_4_384", "sdt_2_512", "qkformer_4_384"])
+def test_transformers_train_under_bf16_autocast(name):
+    _, net = _transformer_pair(name)
+    torch.manual_seed(1)
+    x, y = torch.rand(8, 2, 3, 32, 32, device="cuda"), torch.arange(8, device="cuda") % 10
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = nn.functional.cross_entropy(net(x).mean(1).float(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0], losses
