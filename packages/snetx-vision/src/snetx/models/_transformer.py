@@ -10,7 +10,6 @@ neuron comes from the model's ``neuron`` factory; attention neurons are built wi
 """
 
 import torch
-from snetx.snn import energy
 from snetx.snn.algorithm import Tosnn
 from torch import nn
 
@@ -67,7 +66,10 @@ def _sum(dim):
     return lambda x: x.sum(dim, keepdim=True)
 
 
-def spike_driven_attention(q, k, v, mask_neuron, column_sum=_sum(-2)):
+_TOKEN_SUM, _CHANNEL_SUM = _sum(-2), _sum(-1)
+
+
+def spike_driven_attention(q, k, v, mask_neuron, column_sum=_TOKEN_SUM):
     r"""The Spike-driven Transformer's SDSA: :math:`Q \otimes \mathcal{SN}(\sum_{tokens}
     K \otimes V)`: a Hadamard product of K and V, summed over the tokens per channel, fires
     a binary channel mask that selects Q's channels (``N x T x h x L x d``).
@@ -76,7 +78,7 @@ def spike_driven_attention(q, k, v, mask_neuron, column_sum=_sum(-2)):
     return q * mask_neuron(kv)
 
 
-def token_qk_attention(q, k, mask_neuron, row_sum=_sum(-1)):
+def token_qk_attention(q, k, mask_neuron, row_sum=_CHANNEL_SUM):
     r"""QKFormer's Q-K token attention: each token's Q spikes summed over a head's channels
     fire a binary token mask that selects K's tokens: :math:`\mathcal{SN}(\sum_{d} Q)
     \otimes K` (``N x T x h x L x d``). ``row_sum``: :class:`snetx.snn.energy.Sum`."""

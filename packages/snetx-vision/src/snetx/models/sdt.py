@@ -28,7 +28,8 @@ Configurations: ``sdt_2_512`` (CIFAR-10/100: 32x32, max-pools after SPS stages 3
 ``pooling_stat="0011"``), ``sdt_2_256_dvs`` (CIFAR10-DVS as ``conf/cifar10-dvs``
 releases it: 64x64 event frames, 2 channels, ``"0011"``, in the code's DVS mode, which
 also max-pools K, V and the attention output 3x3 per frame, ``Erode``),
-``sdt_8_384``/``sdt_8_512``/``sdt_8_768`` (ImageNet 224x224, pools after every stage). Neurons as in :mod:`snetx.models.spikformer` (``LIF(tau=2, detach=True)`` by
+``sdt_8_384``/``sdt_8_512``/``sdt_8_768`` (ImageNet 224x224, pools after every
+stage). Neurons as in :mod:`snetx.models.spikformer` (``LIF(tau=2, detach=True)`` by
 default; attention neurons ``v_th=0.5``).
 
 Example::
