@@ -18,7 +18,7 @@ if ! python -m pip install -q --no-deps --no-build-isolation \
   export PYTHONPATH="$PWD/packages/snetx-core/src:$PWD/packages/snetx-cuda/src:$PWD/packages/snetx-vision/src"
   echo "pip install failed; using PYTHONPATH=$PYTHONPATH" >> "$OUT/install.txt"
 fi
-timeout 330 python -m pytest -m gpu -q -rs -p no:cacheprovider --durations=5 \
+timeout 400 python -m pytest -m gpu -q -rs -p no:cacheprovider --durations=5 \
   packages/snetx-core/tests packages/snetx-cuda/tests packages/snetx-vision/tests \
   > "$OUT/gpu-tests.txt" 2>&1
 echo "pytest exit $?" >> "$OUT/gpu-tests.txt"
@@ -28,7 +28,7 @@ if ls .gpu-wheels/*.whl > /dev/null 2>&1; then
   python -m pip install -q --no-deps --no-index --target "$extra" .gpu-wheels/*.whl >> "$OUT/install.txt" 2>&1 \
     && BENCH_PATH="$extra${BENCH_PATH:+:$BENCH_PATH}"
 fi
-PYTHONPATH="$BENCH_PATH" timeout 220 python benchmarks/lif_gpu.py --max-log2 27 \
+PYTHONPATH="$BENCH_PATH" timeout 150 python benchmarks/lif_gpu.py --max-log2 27 \
   --out "$OUT/lif_gpu.md" > "$OUT/lif_gpu.log" 2>&1
 echo "benchmark exit $?" >> "$OUT/lif_gpu.log"
 tail -3 "$OUT/gpu-tests.txt"
