@@ -131,11 +131,13 @@ def test_cache_owned_by_another_user_is_refused(built):
 
 
 def _counting_compiler(tmp_path):
+    """A compiler that logs each build: its one link step (a build compiles several parts
+    side by side, then links them)."""
     log = tmp_path / "builds.log"
     cxx = tmp_path / "cxx"
     real = shutil.which(os.environ.get("CXX") or "g++")
     cxx.write_text(
-        f'#!/bin/sh\ncase "$1" in --version) ;; *) echo build >> {log} ;; esac\nexec {real} "$@"\n'
+        f'#!/bin/sh\ncase "$1" in -shared) echo build >> {log} ;; esac\nexec {real} "$@"\n'
     )
     cxx.chmod(0o755)
     return cxx, log

@@ -274,11 +274,25 @@ int backward_dispatch(const Call<S>& a, int sg, int detach, int soft) {
                      N, T, F, alpha, threads};                                                 \
         return backward_dispatch<NEURON, S>(a, sg, detach, soft);                              \
     }
-#define SNETX_API(NAME, NEURON)                                                                \
-    SNETX_API_TYPE(NAME, NEURON, float, f32)                                                   \
-    SNETX_API_TYPE(NAME, NEURON, double, f64)                                                  \
+#define SNETX_API_SHAPE(NAME, NEURON)                                                          \
     extern "C" void snetx_##NAME##_shape(int* states, int* decays) {                           \
         *states = NEURON<float>::STATES;                                                       \
         *decays = NEURON<float>::DECAYS;                                                       \
     }
+#define SNETX_API(NAME, NEURON)                                                                \
+    SNETX_API_TYPE(NAME, NEURON, float, f32)                                                   \
+    SNETX_API_TYPE(NAME, NEURON, double, f64)                                                  \
+    SNETX_API_SHAPE(NAME, NEURON)
+#if defined(SNETX_PART_NAME)
+// One part of a parallel build (snetx.snn._host_kernel): one neuron in one state type,
+// compiled on its own and linked with the others; the float part also says its shape.
+// (through a second macro, so that the -D names are expanded before ## pastes them)
+#define SNETX_PART_TYPE_API(NAME, NEURON, S, SUFFIX) SNETX_API_TYPE(NAME, NEURON, S, SUFFIX)
+#define SNETX_PART_SHAPE_API(NAME, NEURON) SNETX_API_SHAPE(NAME, NEURON)
+SNETX_PART_TYPE_API(SNETX_PART_NAME, SNETX_PART_NEURON, SNETX_PART_TYPE, SNETX_PART_SUFFIX)
+#if SNETX_PART_SHAPE
+SNETX_PART_SHAPE_API(SNETX_PART_NAME, SNETX_PART_NEURON)
+#endif
+#else
 SNETX_NEURONS(SNETX_API)
+#endif
