@@ -23,7 +23,7 @@ from typing import NamedTuple, Tuple
 
 import torch
 
-from . import _host_kernel
+from . import _buffers, _host_kernel
 from . import surrogate as _sg
 from .family import MAX_CONSTS, Description
 
@@ -212,7 +212,7 @@ def _small(t, dtype):
 def _forward_host(x3, rule, st0, kf):
     """(spikes, st_last) of the contiguous x3."""
     n, T, f = x3.shape
-    spikes = torch.empty_like(x3)
+    spikes = _buffers.empty(x3.shape, x3.dtype)  # large ones reused: no fresh pages
     st_last = torch.empty((len(rule.desc.states), n, f), dtype=x3.dtype)
     st0c, kfc = _small(st0, x3.dtype), _small(kf, x3.dtype)
     _kernel(rule, "forward", x3.dtype)(
@@ -227,8 +227,11 @@ def _backward_host(x3, gs3, g_stlast, st0, kf, rule, want_k):
     is each neuron's share, summed over the batch by torch (the same bits every run)."""
     n, T, f = x3.shape
     dtype = x3.dtype
-    gs = gs3.to(dtype).contiguous()
-    grad_x = torch.empty_like(x3)
+    gs = gs3
+    if gs.dtype != dtype or not gs.is_contiguous():  # e.g. sum()'s expanded ones
+        gs = _buffers.empty(gs3.shape, dtype)
+        gs.copy_(gs3)
+    grad_x = _buffers.empty(x3.shape, dtype)
     g_st0 = torch.empty((len(rule.desc.states), n, f), dtype=dtype)
     g_k = torch.empty((len(rule.desc.decays), n, f), dtype=dtype) if want_k else None
     gsl, st0c, kfc = _small(g_stlast, dtype), _small(st0, dtype), _small(kf, dtype)
