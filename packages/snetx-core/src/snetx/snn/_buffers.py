@@ -99,6 +99,18 @@ def _start_reaper():
         _reaper.start()
 
 
+def _after_fork_in_child():
+    # a forked child has no reaper thread, and the lock may have been held by it at the
+    # fork: start over (the child's copies of the buffers are private to it anyway)
+    global _lock, _reaper
+    _lock, _reaper = threading.Lock(), None
+    _buffers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def release():
     """Return every free pooled buffer to the system now (buffers still in use stay)."""
     with _lock:
