@@ -471,6 +471,27 @@ class PLIF(LIF):
 
 
 
+_SHARED_ARGS = """\
+        v_th (float): firing threshold. Default 1.
+        v_reset (float or None): reset potential, ``< v_th``; None resets by subtracting
+            the threshold. Default 0.
+        sg, alpha, detach, stateful, backend: as :class:`LIF`; ``detach`` makes the spike a
+            constant wherever it updates state (reset, adaptation).
+        learn (bool or tuple of str): learn every time constant (True) or those named
+            (parameters ``w`` for ``tau``, ``w_<name>`` for the others,
+            ``sigmoid(w) = 1 / tau``). Default False.
+        channels (int or None): with ``learn``, one value per channel (dim 2).
+"""
+
+
+def _shared_args(cls):
+    """Put the arguments every neuron of the family shares into ``cls``'s docstring (one
+    text for all; doctest and Sphinx read the result)."""
+    cls.__doc__ = cls.__doc__.replace("        (the arguments every neuron shares)\n", _SHARED_ARGS)
+    return cls
+
+
+@_shared_args
 class CubaLIF(SpikingNeuron):
     r"""Current-based LIF: a synaptic current filters the input (snnTorch ``Synaptic``,
     Norse ``LIFCell``, NIR ``CubaLIF``).
@@ -486,15 +507,7 @@ class CubaLIF(SpikingNeuron):
     Args:
         tau_syn (float): synaptic time constant, ``>= 1``. Default 2.
         tau (float): membrane time constant, ``>= 1``. Default 2.
-        v_th (float): firing threshold. Default 1.
-        v_reset (float or None): reset potential, ``< v_th``; None resets by subtracting
-            the threshold. Default 0.
-        sg, alpha, detach, stateful, backend: as :class:`LIF`; ``detach`` makes the spike a
-            constant wherever it updates state (reset, adaptation).
-        learn (bool or tuple of str): learn every time constant (True) or those named
-            (parameters ``w`` for ``tau``, ``w_<name>`` for the others,
-            ``sigmoid(w) = 1 / tau``). Default False.
-        channels (int or None): with ``learn``, one value per channel (dim 2).
+        (the arguments every neuron shares)
 
     Shape:
         - Input: :math:`(N, T, *)`, floating point. Output: spikes of the same shape.
@@ -579,6 +592,7 @@ class CubaLIF(SpikingNeuron):
         return cuba, scale, np.zeros_like(scale)
 
 
+@_shared_args
 class ALIF(SpikingNeuron):
     r"""LIF with an adaptive threshold (Bellec et al. 2018, LSNN; Yin et al. 2021): every
     spike raises the threshold by ``beta``, decaying with ``tau_adapt``.
@@ -596,15 +610,7 @@ class ALIF(SpikingNeuron):
         tau (float): membrane time constant, ``>= 1``. Default 2.
         tau_adapt (float): adaptation time constant, ``>= 1``. Default 20.
         beta (float): threshold increase per unit of adaptation, ``>= 0``. Default 1.8.
-        v_th (float): firing threshold. Default 1.
-        v_reset (float or None): reset potential, ``< v_th``; None resets by subtracting
-            the threshold. Default 0.
-        sg, alpha, detach, stateful, backend: as :class:`LIF`; ``detach`` makes the spike a
-            constant wherever it updates state (reset, adaptation).
-        learn (bool or tuple of str): learn every time constant (True) or those named
-            (parameters ``w`` for ``tau``, ``w_<name>`` for the others,
-            ``sigmoid(w) = 1 / tau``). Default False.
-        channels (int or None): with ``learn``, one value per channel (dim 2).
+        (the arguments every neuron shares)
 
     Shape:
         - Input: :math:`(N, T, *)`, floating point. Output: spikes of the same shape.
