@@ -9,6 +9,7 @@ existing deps venv.
     nox -s tests           every distribution, CPU tests and doctests
     nox -s tests-core      core alone (likewise tests-core-vision, tests-core-cuda)
     nox -s tests-gpu       pytest -m gpu for each combination (needs a CUDA device)
+    nox -s tests-slow      pytest -m slow: the long CPU tests (ImageNet-sized models, ...)
     nox -s build           wheels and sdists of all four distributions into dist/
     nox -s packaging       install built wheels in fresh venvs, per combination
     nox -s docs            the documentation site (warnings are errors), checked in Chromium
@@ -143,6 +144,13 @@ def _combo_session(combo: str):
 
 for _combo in ("core", "core-vision", "core-cuda"):
     nox.session(name=f"tests-{_combo}", venv_params=VENV_PARAMS)(_combo_session(_combo))
+
+
+@nox.session(name="tests-slow", venv_params=VENV_PARAMS)
+def tests_slow(session: nox.Session) -> None:
+    """The long CPU tests (marked slow), every distribution."""
+    install_editable(session, COMBOS["all"])
+    run_pytest(session, COMBOS["all"], "-m", "slow")
 
 
 @nox.session(name="tests-gpu", venv_params=VENV_PARAMS)

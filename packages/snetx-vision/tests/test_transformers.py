@@ -188,7 +188,13 @@ def test_a_few_adam_steps_reduce_the_loss(family):
     assert losses[-1] < losses[0] * 0.9, losses
 
 
-@pytest.mark.parametrize("name", ["spikformer_8_384", "sdt_8_384", "qkformer_10_384"])
+IMAGENET = [name for name, _, _ in PAPER_COUNTS if "_8_" in name or "_10_" in name]
+FIRST = ("spikformer_8_384", "sdt_8_384", "qkformer_10_384")  # one per family in CI
+
+
+@pytest.mark.parametrize("name", [
+    n if n in FIRST else pytest.param(n, marks=pytest.mark.slow) for n in IMAGENET
+])  # fmt: skip
 def test_imagenet_sized_models_run_one_forward(name):
     net = getattr(models, name)(num_classes=1000).eval()
     with torch.no_grad():
