@@ -2,7 +2,18 @@
 
 from pathlib import Path
 
-from . import algorithm, algothrim, checks, family, functional, layer, monitor, neuron, surrogate
+from . import (
+    algorithm,
+    algothrim,
+    checks,
+    family,
+    functional,
+    layer,
+    memory,
+    monitor,
+    neuron,
+    surrogate,
+)
 from .neuron import ALIF, IF, LIF, CubaLIF, SpikingNeuron
 
 __all__ = [
@@ -13,6 +24,7 @@ __all__ = [
     "functional",
     "family",
     "layer",
+    "memory",
     "checks",
     "monitor",
     "LIF",
