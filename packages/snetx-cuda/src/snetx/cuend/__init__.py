@@ -1,4 +1,4 @@
-"""snetx.cuend: fused CUDA LIF kernels (snetx-cuda).
+"""snetx.cuend: the neuron family as fused CUDA kernels (snetx-cuda).
 
 Importing needs no GPU and compiles nothing; kernels are built by CuPy/NVRTC on first use.
 The neurons are the ones of :mod:`snetx.snn.neuron`, extended with how they run:
