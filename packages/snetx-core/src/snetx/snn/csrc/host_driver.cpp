@@ -123,6 +123,25 @@ inline int64_t state_at(int64_t j, int64_t n, int64_t N, int64_t F, int64_t f) {
     return (j * N + n) * F + f;
 }
 
+// Rows 0..rows-1 of a rows x M x F array (state-sized: M = N, row m = n; decays: M = 1,
+// m = 0) at the block's neurons f0..f0+len-1, into or out of a block's stack arrays. A
+// null source reads as zeros (rest); a null destination is not wanted.
+template <typename S>
+inline void gather(S (*dst)[kBlock], const S* src, int rows, int64_t m, int64_t M, int64_t F,
+                   int64_t f0, int64_t len) {
+    for (int j = 0; j < rows; ++j)
+        for (int64_t i = 0; i < len; ++i)
+            dst[j][i] = src ? src[state_at(j, m, M, F, f0 + i)] : S(0);
+}
+
+template <typename S>
+inline void scatter(S* dst, S (*src)[kBlock], int rows, int64_t m, int64_t M, int64_t F,
+                    int64_t f0, int64_t len) {
+    if (!dst) return;
+    for (int j = 0; j < rows; ++j)
+        for (int64_t i = 0; i < len; ++i) dst[state_at(j, m, M, F, f0 + i)] = src[j][i];
+}
+
 template <template <typename> class NEURON, typename S, bool SOFT>
 void forward(const Call<S> a) {
     typedef NEURON<S> Nr;
@@ -132,11 +151,8 @@ void forward(const Call<S> a) {
     for_each_block(a.N, a.F, a.threads, [=](int64_t n, int64_t f0, int64_t len) {
         S st[NS][kBlock], k[ND][kBlock], spikes[kBlock];
         S c[4] = {a.c[0], a.c[1], a.c[2], a.c[3]};
-        for (int j = 0; j < NS; ++j)
-            for (int64_t i = 0; i < len; ++i)
-                st[j][i] = a.st0 ? a.st0[state_at(j, n, a.N, a.F, f0 + i)] : S(0);
-        for (int d = 0; d < ND; ++d)
-            for (int64_t i = 0; i < len; ++i) k[d][i] = a.k[d * a.F + f0 + i];
+        gather(st, a.st0, NS, n, a.N, a.F, f0, len);
+        gather(k, a.k, ND, 0, 1, a.F, f0, len);
         for (int64_t t = 0; t < a.T; ++t) {
             const int64_t o = (n * a.T + t) * a.F + f0;
             for (int64_t i = 0; i < len; ++i) {
@@ -148,10 +164,7 @@ void forward(const Call<S> a) {
             }
             stream_out(a.s + o, spikes, len, stream);
         }
-        if (a.st_last)
-            for (int j = 0; j < NS; ++j)
-                for (int64_t i = 0; i < len; ++i)
-                    a.st_last[state_at(j, n, a.N, a.F, f0 + i)] = st[j][i];
+        scatter(a.st_last, st, NS, n, a.N, a.F, f0, len);
         stream_fence();
     });
 }
@@ -182,11 +195,8 @@ void backward(const Call<S> a) {
         S* buf = recomputed.data();
         S st[NS][kBlock], k[ND][kBlock], g_st[NS][kBlock], g_k[ND][kBlock], gx[kBlock];
         S c[4] = {a.c[0], a.c[1], a.c[2], a.c[3]};
-        for (int j = 0; j < NS; ++j)
-            for (int64_t i = 0; i < len; ++i)
-                st[j][i] = a.st0 ? a.st0[state_at(j, n, a.N, a.F, f0 + i)] : S(0);
-        for (int d = 0; d < ND; ++d)
-            for (int64_t i = 0; i < len; ++i) k[d][i] = a.k[d * a.F + f0 + i];
+        gather(st, a.st0, NS, n, a.N, a.F, f0, len);
+        gather(k, a.k, ND, 0, 1, a.F, f0, len);
         for (int64_t t = 0; t < a.T; ++t) {  // the forward again, the same expressions
             const int64_t o = (n * a.T + t) * a.F + f0;
             S* b = buf + t * W * len;
@@ -199,11 +209,8 @@ void backward(const Call<S> a) {
                 for (int j = 0; j < NS; ++j) st[j][i] = v[j];
             }
         }
-        for (int j = 0; j < NS; ++j)
-            for (int64_t i = 0; i < len; ++i)
-                g_st[j][i] = a.g_stlast ? a.g_stlast[state_at(j, n, a.N, a.F, f0 + i)] : S(0);
-        for (int d = 0; d < ND; ++d)
-            for (int64_t i = 0; i < len; ++i) g_k[d][i] = S(0);
+        gather(g_st, a.g_stlast, NS, n, a.N, a.F, f0, len);
+        gather(g_k, static_cast<const S*>(nullptr), ND, 0, 1, a.F, f0, len);  // zeros
         for (int64_t t = a.T - 1; t >= 0; --t) {
             const int64_t o = (n * a.T + t) * a.F + f0;
             const S* b = buf + t * W * len;
@@ -218,12 +225,8 @@ void backward(const Call<S> a) {
             }
             stream_out(a.gx + o, gx, len, stream);
         }
-        for (int j = 0; j < NS; ++j)
-            for (int64_t i = 0; i < len; ++i)
-                if (a.g_st0) a.g_st0[state_at(j, n, a.N, a.F, f0 + i)] = g_st[j][i];
-        for (int d = 0; d < ND; ++d)
-            for (int64_t i = 0; i < len; ++i)
-                if (a.g_k) a.g_k[state_at(d, n, a.N, a.F, f0 + i)] = g_k[d][i];
+        scatter(a.g_st0, g_st, NS, n, a.N, a.F, f0, len);
+        scatter(a.g_k, g_k, ND, n, a.N, a.F, f0, len);
         stream_fence();
     }, backward_block<S>(a.T, W));
 }

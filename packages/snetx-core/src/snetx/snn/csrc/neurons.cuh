@@ -108,31 +108,27 @@ struct Lif {
     }
 };
 
-// Current-based LIF (CubaLIF). State (i, u); decays (1/tau_syn, 1/tau).
-//   i = i k0 + x,  h = u k1 + i,  s = H(h - v_th),  u = reset(h)
+// Current-based LIF (CubaLIF): a synaptic current feeding a LIF. State (i, u); decays
+// (1/tau_syn, 1/tau).  i = i k0 + x, then the LIF on (u; i; k1)
 template <typename S>
 struct CubaLif {
     enum { STATES = 2, DECAYS = 2 };
     template <bool SOFT>
     SNETX_HD static S step(S* st, S x, const S* k, const S* c) {
         st[0] = st[0] * k[0] + x;
-        const S h = st[1] * k[1] + st[0];
-        st[1] = reset<SOFT, S>(h, c[0], c[1]);
-        return h >= c[0] ? S(1) : S(0);
+        return Lif<S>::template step<SOFT>(st + 1, st[0], k + 1, c);
     }
     template <int SG, bool DETACH, bool SOFT>
     SNETX_HD static S grad_step(const S* pre, S x, const S* k, const S* c, S alpha, S g_s,
                                 S* g_st, S* g_k) {
         const S i = pre[0] * k[0] + x;
-        const S h = pre[1] * k[1] + i, s = h >= c[0] ? S(1) : S(0);
-        S g_spike = g_s, g_th = S(0);
-        const S direct = reset_grad<DETACH, SOFT, S>(g_st[1], h, s, c[0], c[1], g_spike, g_th);
-        const S g_h = g_spike * surrogate_grad<SG, S>(h - c[0], alpha) + direct;
+        // the LIF's part: dL/dh (its input, this step's current) and its state's gradient
+        const S g_h =
+            Lif<S>::template grad_step<SG, DETACH, SOFT>(pre + 1, i, k + 1, c, alpha, g_s,
+                                                          g_st + 1, g_k + 1);
         const S g_i = g_st[0] + g_h;
         g_k[0] += g_i * pre[0];
-        g_k[1] += g_h * pre[1];
         g_st[0] = g_i * k[0];
-        g_st[1] = g_h * k[1];
         return g_i;
     }
 };
