@@ -55,8 +55,10 @@ def _free(array) -> bool:
 def empty(shape, dtype) -> torch.Tensor:
     """An uninitialised CPU tensor of ``shape`` and ``dtype`` (float32/float64), from the
     pool when it is large (see the module doc), else from torch."""
-    nbytes = math.prod(shape) * torch.tensor([], dtype=dtype).element_size()
-    if nbytes < MIN_BYTES or dtype not in _NUMPY or not enabled():
+    if dtype not in _NUMPY or not enabled():
+        return torch.empty(shape, dtype=dtype)
+    nbytes = math.prod(shape) * np.dtype(_NUMPY[dtype]).itemsize
+    if nbytes < MIN_BYTES:
         return torch.empty(shape, dtype=dtype)
     with _lock:
         chosen = None

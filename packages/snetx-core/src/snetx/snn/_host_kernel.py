@@ -343,9 +343,10 @@ def _build(folder: Path) -> None:
     commands, objects = _parts(cxx, folder)
     link = [cxx, "-shared", "-fopenmp", *objects, "-o", tmp]
     timeout = build_timeout()
+    deadline = time.monotonic() + timeout
     try:
-        failed = _run_all(commands, timeout)
-        failed = failed or _run_all([link], timeout)
+        failed = _run_all(commands, timeout)  # then the link, in what is left of the timeout
+        failed = failed or _run_all([link], max(deadline - time.monotonic(), 1e-3))
         if failed is not None:
             cmd, stderr = failed
             if _no_space(RuntimeError(stderr)):

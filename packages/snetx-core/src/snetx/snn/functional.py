@@ -22,6 +22,7 @@ __all__ = [
     "run_state",
     "run_neuron",
     "register_backend",
+    "make_rule",
     "BACKENDS",
     "reset_net",
     "feature_decay",
@@ -112,11 +113,13 @@ class Call(NamedTuple):
     """One call's tensors in the form every backend's kernels take: ``st0`` (the state,
     ``STATES x N x F``, or None for rest) and ``kf`` (every decay per feature, ``DECAYS x
     F``, learned ones with their graph); ``empty`` holds the result already when the input
-    has no elements."""
+    has no elements; ``state0`` is the checked state as the neuron's named tuple (or
+    None), for the plain loop."""
 
     st0: Optional[torch.Tensor]
     kf: Optional[torch.Tensor]
     empty: Optional[tuple]
+    state0: Optional[tuple] = None
 
 
 def _is_learned(k):
@@ -136,7 +139,7 @@ def prepare_call(desc, x, state0=None, k=()):
     if x.numel() == 0:
         rest = torch.zeros(step_shape(x), dtype=state, device=x.device)
         same = state0 if state0 is not None else desc.state(*([rest] * len(desc.states)))
-        return Call(None, None, (x.mul(0), same))
+        return Call(None, None, (x.mul(0), same), state0)
     features = x[0, 0].numel()
     kf = torch.stack([
         feature_decay(kd, x).to(state) if _is_learned(kd)
@@ -146,7 +149,14 @@ def prepare_call(desc, x, state0=None, k=()):
     st0 = None
     if state0 is not None:
         st0 = torch.stack([t.reshape(x.shape[0], -1) for t in state0])
-    return Call(st0, kf, None)
+    return Call(st0, kf, None, state0)
+
+
+def make_rule(desc, consts, soft, sg, alpha, detach):
+    """The kernels' :class:`~snetx.snn._fused.Rule`: the constants as floats, ``v_reset``
+    (the second) 0 when the reset is soft."""
+    consts = tuple(0.0 if (soft and i == 1) else float(c) for i, c in enumerate(consts))
+    return Rule(desc, consts, bool(soft), sg, alpha, bool(detach))
 
 
 #: Registered backends: (neuron name, backend name) -> ``fn(x, st0, kf, rule)`` returning
@@ -197,12 +207,10 @@ def run_neuron(desc, x, k, consts, soft, sg, alpha, detach, fused=True, state0=N
     call = prepare_call(desc, x, state0, k)
     if call.empty is not None:
         return call.empty
-    consts = tuple(0.0 if (soft and i == 1) else float(c) for i, c in enumerate(consts))
+    rule = make_rule(desc, consts, soft, sg, alpha, detach)
     if backend == "torch" and (not fused or torch.compiler.is_compiling()):
         decays = tuple(_loop_decay(kd, x) for kd in k)
-        return family.loop(desc, x, decays, consts, soft, sg, alpha, detach, _check_state(
-            desc, state0, x))
-    rule = Rule(desc, consts, bool(soft), sg, alpha, bool(detach))
+        return family.loop(desc, x, decays, rule.consts, soft, sg, alpha, detach, call.state0)
     spikes, st_last = BACKENDS[key](x, call.st0, call.kf, rule)
     shape = step_shape(x)
     return spikes, desc.state(*(t.view(shape) for t in st_last.unbind(0)))

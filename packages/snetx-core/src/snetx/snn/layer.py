@@ -111,9 +111,7 @@ class Recurrent(nn.Module):
 
     def _fused(self, x, alpha, s0, st0):
         m = self.neuron
-        consts = m._consts()
-        consts = tuple(0.0 if (m.v_reset is None and i == 1) else c for i, c in enumerate(consts))
-        rule = _fused.Rule(m.description, consts, m.v_reset is None, m.sg, alpha, m.detach)
+        rule = F.make_rule(m.description, m._consts(), m.v_reset is None, m.sg, alpha, m.detach)
         call = F.prepare_call(m.description, x, st0, m._decays())
         bias = None if self.bias is None else self.bias.to(x.dtype)
         spikes, st_last = _RecurrentFused.apply(
