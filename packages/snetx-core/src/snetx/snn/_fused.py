@@ -23,7 +23,7 @@ from typing import NamedTuple, Tuple
 
 import torch
 
-from . import _buffers, _host_kernel
+from . import _buffers, _host_kernel, memory
 from . import surrogate as _sg
 from .family import MAX_CONSTS, Description
 
@@ -269,14 +269,20 @@ class Fused(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # an unused st_last passes None, not zeros
         spikes, st_last, ctx.host = _forward_untraced(_flat(x), rule, st0, kf)
         # the input itself, not h: the backward recomputes the steps from it (in cache on
-        # the host kernel), and a double backward can name what it passes through
-        ctx.save_for_backward(x, st0, kf)
+        # the host kernel), and a double backward can name what it passes through; or,
+        # for a compact BatchNorm's output, what that BatchNorm keeps anyway
+        r = memory.recipe(x)
+        ctx.rebuild = None if r is None else r[1]
+        ctx.save_for_backward(x if r is None else None, st0, kf, *(() if r is None else r[0]))
         ctx.rule, ctx.shape = rule, x.shape
         return spikes.view(x.shape), st_last
 
     @staticmethod
     def backward(ctx, grad_s, grad_stlast):
-        x, st0, kf = ctx.saved_tensors
+        x, st0, kf, *kept = ctx.saved_tensors
+        if ctx.rebuild is not None:
+            with torch.no_grad():
+                x = ctx.rebuild(*kept)
         rule = ctx.rule
         if grad_s is None:
             grad_s = torch.zeros(ctx.shape, dtype=x.dtype, device=x.device)

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import memory
+
 from .surrogate import (  # noqa: F401  (re-exported)
     arc_tan,
     fast_sigmoid,
@@ -63,7 +65,10 @@ class Tosnn(nn.Module):
         if x.dim() < 2:
             raise ValueError(f"Tosnn expects N x T x ..., got shape {tuple(x.shape)}")
         n, t = x.shape[:2]
-        return self.module(x.flatten(0, 1)).unflatten(0, (n, t))
+        # compact saving (see snetx.snn.memory): packed spike inputs, one tensor for a
+        # closing BatchNorm and the neuron that reads it
+        out, c, r = memory.per_frame(self.module, x.flatten(0, 1), memory.codes(x))
+        return memory.tag(out.unflatten(0, (n, t)), c, r, n, t)
 
 
 class DirectEncoder(nn.Module):

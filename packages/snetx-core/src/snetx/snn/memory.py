@@ -1,11 +1,31 @@
-r"""Activation memory for training: spikes saved for backward as bits.
+r"""Activation memory for training: what autograd keeps for backward, kept small.
 
-A spiking layer's weights see spikes (0 or 1), and autograd keeps that input for the
-weight gradient — as float32, 32 bits per spike. :func:`packed_spikes` keeps every saved
-tensor that holds only zeros and ones as one bit per element instead (8 per byte), and
-restores it bit for bit when the backward needs it: gradients are exactly those of the
-plain run. Tensors with any other value (a neuron's input current, a BatchNorm's input)
-are kept as they are.
+A spiking conv layer ``Tosnn(conv -> BatchNorm) -> neuron`` would keep, per element, the
+conv's input (spikes, 0 or 1, stored as float), the BatchNorm's input and the neuron's
+input. snetx keeps less, by default and exactly:
+
+- **Packed inputs.** A convolution, linear layer or max pool whose input holds only
+  small multiples of a power of two (spikes; the sum of a residual block's spikes; a 2x2
+  average of spikes) keeps it as codes: one bit per element for 0/1, one byte otherwise.
+  The backward restores the very same floats, so gradients are bit for bit those of the
+  plain layer.
+- **One tensor for BatchNorm and the neuron.** A BatchNorm (training mode) at the end of
+  a :class:`~snetx.snn.algorithm.Tosnn` keeps its input ``y`` (as ``nn.BatchNorm2d``
+  does) and the neuron that reads its output recomputes that output from ``y`` in its
+  backward (the same operation on the same tensors, so the same bits) instead of
+  keeping a second tensor.
+
+Both happen inside :class:`~snetx.snn.algorithm.Tosnn` (which every model of the zoo and
+``snetx-train`` uses), in eager mode with gradients on; a module with hooks, a subclass,
+``torch.compile`` (which plans its own saving) and evaluation run the plain modules.
+:func:`compact` switches it off (``SNETX_COMPACT=0`` in the environment, for a whole
+process), e.g. for a double backward, which the compact layers refuse.
+
+For still less, :func:`checkpoint` keeps only a module's (packed) input and recomputes
+the rest in backward, and ``checkpoint(..., chunk=K)`` runs a sequence ``K`` time steps at
+a time, handing the neurons' state over between chunks.
+
+:func:`packed_spikes` (a context) applies the packing to every tensor saved within it.
 
 Example::
 
@@ -13,75 +33,668 @@ Example::
     >>> from torch import nn
     >>> from snetx.snn import memory, neuron
     >>> from snetx.snn.algorithm import Tosnn
-    >>> net = nn.Sequential(Tosnn(nn.Linear(64, 64)), neuron.LIF(), Tosnn(nn.Linear(64, 10)))
-    >>> x = torch.rand(8, 4, 64)
-    >>> with memory.packed_spikes():
-    ...     loss = net(x).sum()
-    >>> loss.backward()                      # the same gradients as without packing
-
-The cost is one pass over each saved tensor to see whether it is binary, and the packing
-itself. Measured on 2 CPU threads, one training step at T = 4: VGGSNN (8 x 2 x 48 x 48)
-keeps 284 MiB instead of 393 (0.72x) in 1.17x the time, SEW-ResNet-18 (8 x 3 x 64 x 64)
-773 MiB instead of 920 (0.84x) in 1.12x the time: a convolution's spike input is one of
-the three tensors a conv-BN-neuron layer saves (the BatchNorm's and the neuron's inputs
-are real-valued), so it is opt-in for now.
+    >>> net = nn.Sequential(
+    ...     Tosnn(nn.Sequential(nn.Conv2d(2, 8, 3, padding=1), nn.BatchNorm2d(8))),
+    ...     neuron.LIF(),
+    ...     Tosnn(nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8))),
+    ...     neuron.LIF(),
+    ... )
+    >>> x = torch.rand(2, 4, 2, 16, 16)
+    >>> net(x).sum().backward()                  # compact by default
+    >>> with memory.compact(False):               # the plain modules, same gradients
+    ...     net(x).sum().backward()
 """
 
 import contextlib
+import os
 
+import numpy as np
 import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
 
-__all__ = ["packed_spikes", "pack", "unpack", "PackedSpikes"]
+__all__ = [
+    "compact",
+    "enabled",
+    "per_frame",
+    "recipe",
+    "mark",
+    "codes",
+    "mark_sum",
+    "mark_product",
+    "checkpoint",
+    "Checkpoint",
+    "checkpoint_layers",
+    "packed_spikes",
+    "pack",
+    "unpack",
+    "PackedSpikes",
+]
 
-_SHIFTS = {}
+_ENABLED = [os.environ.get("SNETX_COMPACT", "1") != "0"]
+
+#: scales tried when packing: 1 (spikes and sums of spikes), 4 (2x2 averages of them);
+#: powers of two, so ``code / scale`` restores the float exactly
+_SCALES = (1.0, 4.0)
 
 
-def _shifts(device):
-    s = _SHIFTS.get(device)
-    if s is None:
-        s = _SHIFTS[device] = torch.arange(8, dtype=torch.uint8, device=device)
-    return s
+def enabled():
+    """Whether compact saving is on (see the module doc)."""
+    return _ENABLED[0]
+
+
+@contextlib.contextmanager
+def compact(enabled=True):
+    """Within this context compact saving is on (``True``) or off (``False``)."""
+    before, _ENABLED[0] = _ENABLED[0], bool(enabled)
+    try:
+        yield
+    finally:
+        _ENABLED[0] = before
+
+
+# ---- packing: exact codes ----------------------------------------------------------------
 
 
 class PackedSpikes:
-    """A binary tensor as bits: ``bits`` (uint8, 8 elements each), and what restores it."""
+    """A tensor kept as codes: ``bits`` (uint8; 8 elements a byte when ``scale`` is 0, else
+    one code a byte, the value being ``code / scale``), and what restores it."""
 
-    __slots__ = ("bits", "shape", "dtype", "numel")
+    __slots__ = ("bits", "shape", "dtype", "numel", "scale")
 
-    def __init__(self, bits, shape, dtype, numel):
+    def __init__(self, bits, shape, dtype, numel, scale=0.0):
         self.bits, self.shape, self.dtype, self.numel = bits, shape, dtype, numel
+        self.scale = scale
+
+
+def _to_bits(u):
+    if u.device.type == "cpu":
+        return torch.from_numpy(np.packbits(u.numpy()))
+    pad = (-u.numel()) % 8
+    if pad:
+        u = torch.cat([u, u.new_zeros(pad)])
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=u.device)
+    return (u.view(-1, 8) << shifts).sum(1, dtype=torch.uint8)
+
+
+def _from_bits(bits, numel):
+    if bits.device.type == "cpu":
+        return torch.from_numpy(np.unpackbits(bits.numpy(), count=numel))
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=bits.device)
+    return ((bits.unsqueeze(1) >> shifts) & 1).reshape(-1)[:numel]
+
+
+def encode(t):
+    """``t`` as :class:`PackedSpikes` when every element is ``k / scale`` for an integer
+    ``0 <= k <= 255`` and a scale of :data:`_SCALES` (bits when ``k`` is 0 or 1), else
+    None. Floating tensors of at least 64 elements on CPU or CUDA only."""
+    if not (t.is_floating_point() and t.numel() >= 64 and t.device.type in ("cpu", "cuda")):
+        return None
+    flat = t.detach().reshape(-1)
+    for scale in _SCALES:
+        q = flat if scale == 1.0 else flat * scale
+        u = q.to(torch.uint8)
+        # exact iff every q is an integer in 0..255 (anything else converts to a different
+        # value, NaN included)
+        if torch.equal(u.to(q.dtype), q):
+            break
+    else:
+        return None
+    if scale == 1.0 and int(u.max()) <= 1:
+        return PackedSpikes(_to_bits(u), t.shape, t.dtype, t.numel())
+    return PackedSpikes(u, t.shape, t.dtype, t.numel(), scale)
+
+
+def encode_known(t, scale, top):
+    """:func:`encode` for a tensor known (by its :func:`codes` mark) to hold ``k / scale``
+    with integers ``0 <= k <= top``: no check, one conversion."""
+    flat = t.detach().reshape(-1)
+    u = (flat if scale == 1.0 else flat * scale).to(torch.uint8)
+    if scale == 1.0 and top <= 1:
+        return PackedSpikes(_to_bits(u), t.shape, t.dtype, t.numel())
+    return PackedSpikes(u, t.shape, t.dtype, t.numel(), scale)
+
+
+# ---- marks: what a tensor is known to hold ------------------------------------------------
+
+_CODES = "_snetx_codes"
+
+
+def mark(t, scale=1.0, top=1):
+    """Mark ``t`` as holding only ``k / scale`` for integers ``0 <= k <= top`` (spikes:
+    the defaults). Producers call it (neurons, pools, residual connections); a layer that
+    reads a marked tensor keeps it packed. Returns ``t``."""
+    if top <= 255 and not torch.compiler.is_compiling():
+        setattr(t, _CODES, (t._version, float(scale), int(top)))
+    return t
+
+
+def codes(t):
+    """``(scale, top)`` of a :func:`mark` still valid (``t`` not modified since), or
+    None."""
+    c = getattr(t, _CODES, None)
+    return None if c is None or c[0] != t._version else c[1:]
+
+
+def mark_sum(out, a, b):
+    """Mark ``out = a + b`` when ``a`` and ``b`` are marked integers (scale 1)."""
+    ca, cb = codes(a), codes(b)
+    if ca and cb and ca[0] == cb[0] == 1.0 and ca[1] + cb[1] <= 255:
+        mark(out, 1.0, ca[1] + cb[1])
+    return out
+
+
+def mark_product(out, a, b):
+    """Mark ``out = a * b`` (or ``a * (1 - b)``) for marked ``a`` and spikes ``b``."""
+    ca, cb = codes(a), codes(b)
+    if ca and cb and cb == (1.0, 1):
+        mark(out, *ca)
+    return out
+
+
+def decode(p):
+    """The tensor :func:`encode` was given, bit for bit (contiguous)."""
+    if p.scale == 0.0:
+        return _from_bits(p.bits, p.numel).to(p.dtype).view(p.shape)
+    out = p.bits.to(p.dtype)
+    return (out if p.scale == 1.0 else out / p.scale).view(p.shape)
 
 
 def pack(t):
-    """``t`` as :class:`PackedSpikes` when it is a floating tensor of zeros and ones (with
-    at least 64 elements: smaller ones are not worth it), else ``t`` itself."""
-    if not (t.is_floating_point() and t.numel() >= 64) or t.device.type == "meta":
+    """``t`` as :class:`PackedSpikes` when it holds only zeros and ones (at least 64 of
+    them: smaller ones are not worth it), else ``t`` itself."""
+    if t.device.type == "meta" or not (t.is_floating_point() and t.numel() >= 64):
         return t
-    if not bool(((t == 0) | (t == 1)).all()):
-        return t
-    flat = t.detach().reshape(-1)
-    pad = (-flat.numel()) % 8
-    bits = flat.to(torch.uint8)
-    if pad:
-        bits = torch.cat([bits, bits.new_zeros(pad)])
-    bits = (bits.view(-1, 8) << _shifts(t.device)).sum(1, dtype=torch.uint8)
-    return PackedSpikes(bits, t.shape, t.dtype, t.numel())
+    p = encode(t)
+    return p if p is not None and p.scale == 0.0 else t
 
 
 def unpack(p):
     """The tensor :func:`pack` was given, bit for bit (contiguous)."""
-    if not isinstance(p, PackedSpikes):
-        return p
-    bits = (p.bits.unsqueeze(1) >> _shifts(p.bits.device)) & 1
-    return bits.reshape(-1)[: p.numel].to(p.dtype).view(p.shape)
+    return decode(p) if isinstance(p, PackedSpikes) else p
 
 
 @contextlib.contextmanager
 def packed_spikes(enabled=True):
     """Within this context, tensors saved for backward that hold only 0 and 1 are kept
-    as bits (see the module doc). ``enabled=False`` is a no-op, for a switch."""
+    as bits, whichever operation saves them. ``enabled=False`` is a no-op, for a switch."""
     if not enabled:
         yield
         return
     with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         yield
+
+
+# ---- layers that keep their input packed --------------------------------------------------
+
+
+def _conv_args(m):
+    return (m.stride, m.padding, m.dilation, m.groups)
+
+
+def _conv_fwd(m, x, w, b):
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[w.dim() - 2]
+    return conv(x, w, b, *_conv_args(m))
+
+
+def _conv_bwd(m, g, x, w, mask):
+    n = w.dim() - 2
+    bias = [w.shape[0]] if mask[2] else None
+    return torch.ops.aten.convolution_backward(
+        g, x, w, bias, list(m.stride), list(m.padding), list(m.dilation), False, [0] * n,
+        m.groups, list(mask),
+    )
+
+
+def _linear_fwd(m, x, w, b):
+    return F.linear(x, w, b)
+
+
+def _linear_bwd(m, g, x, w, mask):
+    g2, x2 = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+    gx = (g @ w) if mask[0] else None
+    gw = (g2.t() @ x2) if mask[1] else None
+    gb = g2.sum(0) if mask[2] else None
+    return gx, gw, gb
+
+
+_WEIGHTED = {
+    nn.Conv1d: (_conv_fwd, _conv_bwd),
+    nn.Conv2d: (_conv_fwd, _conv_bwd),
+    nn.Conv3d: (_conv_fwd, _conv_bwd),
+    nn.Linear: (_linear_fwd, _linear_bwd),
+}
+
+
+class _PackedInput(torch.autograd.Function):
+    """A conv or linear layer whose input is kept as codes: the backward restores it and
+    calls the layer's own backward (no recompute)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, m, p):
+        fwd, ctx.bwd = _WEIGHTED[type(m)]
+        ctx.m, ctx.p = m, p
+        ctx.save_for_backward(p.bits, w)
+        return fwd(m, x, w, b)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        bits, w = ctx.saved_tensors
+        p = ctx.p
+        x = decode(PackedSpikes(bits, p.shape, p.dtype, p.numel, p.scale))
+        gx, gw, gb = ctx.bwd(ctx.m, g.contiguous(), x, w, ctx.needs_input_grad[:3])
+        return gx, gw, gb, None, None
+
+
+class _PackedPool(torch.autograd.Function):
+    """A pool whose input is kept as codes (autograd would keep it as floats): the
+    backward recomputes the pool (a max pool's indices) from the restored input."""
+
+    @staticmethod
+    def forward(ctx, x, m, p):
+        ctx.m, ctx.p = m, p
+        ctx.save_for_backward(p.bits)
+        with torch.no_grad():
+            return m(x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        (bits,) = ctx.saved_tensors
+        p = ctx.p
+        x = decode(PackedSpikes(bits, p.shape, p.dtype, p.numel, p.scale)).requires_grad_()
+        with torch.enable_grad():
+            out = ctx.m(x)
+        return torch.autograd.grad(out, x, g)[0], None, None
+
+
+_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+
+
+# ---- BatchNorm keeping its input only; the neuron after it recomputes its output --------
+
+
+def _momentum(m):
+    """The factor ``nn.BatchNorm`` blends its running statistics with (``momentum``, or
+    the cumulative average when it is None), counting the batch as it does."""
+    if not (m.track_running_stats and m.running_mean is not None):
+        return 0.0
+    m.num_batches_tracked.add_(1)
+    return 1.0 / float(m.num_batches_tracked) if m.momentum is None else m.momentum
+
+
+def _normalise(y, w, b, eps):
+    """BatchNorm's training output from the batch statistics alone: the same operation
+    the forward ran, so the same bits."""
+    return torch.ops.aten.native_batch_norm(y, w, b, None, None, True, 0.0, eps)[0]
+
+
+class _Norm(torch.autograd.Function):
+    """BatchNorm in training mode keeping its input and the batch statistics (what its
+    backward needs) and nothing else."""
+
+    @staticmethod
+    def forward(ctx, y, w, b, m):
+        rm, rv = (m.running_mean, m.running_var) if m.track_running_stats else (None, None)
+        out, mean, invstd = torch.ops.aten.native_batch_norm(
+            y, w, b, rm, rv, True, _momentum(m), m.eps
+        )
+        ctx.eps = m.eps
+        ctx.save_for_backward(y, w, mean, invstd)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        y, w, mean, invstd = ctx.saved_tensors
+        gy, gw, gb = torch.ops.aten.native_batch_norm_backward(
+            g.contiguous(), y, w, None, None, mean, invstd, True, ctx.eps,
+            list(ctx.needs_input_grad[:3]),
+        )
+        return gy, gw, gb, None
+
+
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+_RECIPE = "_snetx_recipe"
+
+
+def recipe(x):
+    """``(tensors, fn)`` with ``fn(*tensors)`` equal to ``x`` bit for bit, when ``x`` came
+    from a compact BatchNorm and has not been modified since; else None. A neuron keeps
+    ``tensors`` (already kept by the BatchNorm) instead of ``x``."""
+    r = getattr(x, _RECIPE, None)
+    if r is None or r[0] != x._version:
+        return None
+    return r[1], r[2]
+
+
+def _rebuild(eps, n, t):
+    return lambda y, w, b: _normalise(y, w, b, eps).unflatten(0, (n, t))
+
+
+# ---- the dispatch Tosnn uses ---------------------------------------------------------------
+
+
+def _hooked(m):
+    from torch.nn.modules import module as _mod
+
+    return bool(
+        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+        or _mod._global_forward_hooks or _mod._global_forward_pre_hooks
+    )
+
+
+def _active(x):
+    return (
+        _ENABLED[0]
+        and torch.is_grad_enabled()
+        and x.device.type in ("cpu", "cuda")
+        and not torch.compiler.is_compiling()
+    )
+
+
+def _pool_codes(m, c):
+    """The marks of a pool's output given its input's ``c``."""
+    if c is None:
+        return None
+    if isinstance(m, _POOLS):
+        return c
+    k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 2
+    if m.padding not in (0, (0, 0)) or m.ceil_mode or m.divisor_override:
+        return None
+    area = k[0] * k[1]
+    scale, top = c[0] * area, c[1] * area
+    # exact only when the division is by a power of two
+    return (scale, top) if area & (area - 1) == 0 and top <= 255 else None
+
+
+def _one(m, x, c, last):
+    """``(m(x), codes of the output, recipe)`` with compact saving where ``m`` allows it;
+    ``c`` the input's codes."""
+    kind = type(m)
+    if _hooked(m):
+        return m(x), None, None
+    if kind in _WEIGHTED:
+        plain = c is None or not (x.requires_grad or m.weight.requires_grad)
+        if plain or kind is not nn.Linear and (
+            isinstance(m.padding, str) or m.padding_mode != "zeros"
+        ):
+            return m(x), None, None
+        return _PackedInput.apply(x, m.weight, m.bias, m, encode_known(x, *c)), None, None
+    if kind in _POOLS and not m.return_indices or kind is nn.AvgPool2d:
+        out_codes = _pool_codes(m, c)
+        if c is None or not x.requires_grad:
+            return m(x), out_codes, None
+        return _PackedPool.apply(x, m, encode_known(x, *c)), out_codes, None
+    if kind in _NORMS and m.training and x.dtype in (torch.float32, torch.float64):
+        if not (x.requires_grad or (m.weight is not None and m.weight.requires_grad)):
+            return m(x), None, None
+        out = _Norm.apply(x, m.weight, m.bias, m)
+        return out, None, ((x, m.weight, m.bias, m.eps) if last else None)
+    return m(x), None, None
+
+
+def per_frame(module, x, c=None):
+    """``(module(x), codes, recipe)`` for :class:`~snetx.snn.algorithm.Tosnn`: ``module``
+    (or each part of an ``nn.Sequential``) run with compact saving where it applies;
+    ``c`` the :func:`codes` of ``x``. ``codes`` are the output's (a pool of spikes), the
+    recipe ``(y, weight, bias, eps)`` when the output is a compact BatchNorm's."""
+    if not _active(x):
+        return module(x), None, None
+    if type(module) is not nn.Sequential or _hooked(module):
+        return _one(module, x, c, True)
+    parts, r = list(module), None
+    for i, m in enumerate(parts):
+        x, c, r = _one(m, x, c, i == len(parts) - 1)
+    return x, c, r
+
+
+def tag(out, c, r, n, t):
+    """Attach :func:`per_frame`'s codes and recipe to Tosnn's unflattened output."""
+    if c is not None:
+        mark(out, *c)
+    if r is not None:
+        setattr(out, _RECIPE, (out._version, r[:3], _rebuild(r[3], n, t)))
+    return out
+
+
+# ---- checkpointing: keep a module's packed input, recompute the rest ----------------------
+
+
+def _holders(module):
+    """The modules that keep a state across calls (``stateful``/``state``), outermost
+    only (a Recurrent's inner neuron is its own business)."""
+    found, inner = [], set()
+    for m in module.modules():
+        if id(m) in inner:
+            continue
+        if hasattr(m, "stateful") and hasattr(m, "state"):
+            found.append(m)
+            inner.update(id(d) for d in m.modules() if d is not m)
+    return found
+
+
+class _Segment(torch.autograd.Function):
+    """One checkpointed call: ``apply(x, p, run, n_states, *states, *params)`` ->
+    ``(out, *final states)``; ``run(x, states)`` returns ``(out, final states)``. Keeps
+    ``p`` (the packed x) or x, the initial states and the RNG state."""
+
+    @staticmethod
+    def forward(ctx, x, p, run, n_states, *rest):
+        ctx.run, ctx.p, ctx.n_states = run, p, n_states
+        ctx.rng = torch.get_rng_state()
+        ctx.cuda_rng = torch.cuda.get_rng_state(x.device) if x.device.type == "cuda" else None
+        states = rest[:n_states]
+        with torch.no_grad():
+            out, final = run(x, states)
+        ctx.save_for_backward(p.bits if p is not None else x, *states)
+        return (out, *final)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out, *g_final):
+        kept, *states = ctx.saved_tensors
+        p = ctx.p
+        if p is not None:
+            x = decode(PackedSpikes(kept, p.shape, p.dtype, p.numel, p.scale))
+        else:
+            x = kept.detach()
+        x.requires_grad_(ctx.needs_input_grad[0])
+        states = [s.detach().requires_grad_(s.is_floating_point()) for s in states]
+        devices = [x.device] if ctx.cuda_rng is not None else []
+        with torch.random.fork_rng(devices=devices), torch.enable_grad():
+            torch.set_rng_state(ctx.rng)
+            if ctx.cuda_rng is not None:
+                torch.cuda.set_rng_state(ctx.cuda_rng, x.device)
+            out, final = ctx.run(x, states, recompute=True)
+        params = ctx.run.params
+        outs = [out, *final]
+        grads = [g_out, *g_final]
+        keep = [(o, g) for o, g in zip(outs, grads)
+                if g is not None and o is not None and o.requires_grad]
+        inputs = [x, *states, *params]
+        wanted = [t for t in inputs if t.requires_grad]
+        got = torch.autograd.grad(
+            [o for o, _ in keep], wanted, [g for _, g in keep], allow_unused=True
+        ) if keep and wanted else [None] * len(wanted)
+        it = iter(got)
+        result = [next(it) if t.requires_grad else None for t in inputs]
+        return (result[0], None, None, None, *result[1:])
+
+
+class _Runner:
+    """Runs a module on one segment from given holder states (the autograd Function's
+    ``run``): sets the holders' states, calls the module, reads them back, and on a
+    recompute puts the module's buffers (BatchNorm statistics) back as they were."""
+
+    def __init__(self, module, holders, specs):
+        self.module, self.holders, self.specs = module, holders, specs
+        self.params = [q for q in module.parameters() if q.requires_grad]
+
+    def __call__(self, x, states, recompute=False):
+        from torch.utils import _pytree
+
+        buffers = [b.clone() for b in self.module.buffers()] if recompute else None
+        before = [(h.state, h.stateful) for h in self.holders]
+        flat = list(states)
+        for h, spec in zip(self.holders, self.specs):
+            h.stateful = True
+            if spec is None:
+                h.state = None
+            else:
+                n = spec.num_leaves
+                h.state, flat = _pytree.tree_unflatten(flat[:n], spec), flat[n:]
+        out = self.module(x)
+        final, self.final_specs = [], []
+        for h in self.holders:
+            leaves, spec = _pytree.tree_flatten(h.state)
+            final += leaves
+            self.final_specs.append((len(leaves), spec))
+        if recompute:  # the live module is left as the forward left it
+            for h, (state, stateful) in zip(self.holders, before):
+                h.state, h.stateful = state, stateful
+            with torch.no_grad():
+                for b, saved in zip(self.module.buffers(), buffers):
+                    b.copy_(saved)
+        else:
+            self.out_codes = codes(out)
+        return out, final
+
+
+class Checkpoint(nn.Module):
+    r"""Keep only the input of ``module`` for backward (packed when it is marked as spikes
+    or small codes, see :func:`mark`) and recompute ``module`` in backward.
+
+    With ``chunk=K`` the sequence (``N x T x ...``) runs ``K`` steps at a time, each chunk
+    a checkpoint of its own: the neurons hand their state over from chunk to chunk (as a
+    ``stateful`` neuron does across calls), so spikes and gradients are those of one call
+    on the whole sequence, and backward holds one chunk's activations at a time. A
+    BatchNorm in training mode takes its statistics over all of T, which chunks would
+    change: chunking refuses it.
+
+    Gradients are exactly those of ``module`` (the recompute replays the random state and
+    puts BatchNorm's running statistics back). The cost is one more forward of
+    ``module``.
+
+    Args:
+        module: the part of the network to checkpoint (a block, a stack of layers).
+        chunk (int or None): time steps per chunk; None, the whole sequence at once.
+
+    Example::
+
+        >>> import torch
+        >>> from torch import nn
+        >>> from snetx.snn import memory, neuron
+        >>> from snetx.snn.algorithm import Tosnn
+        >>> net = memory.Checkpoint(
+        ...     nn.Sequential(Tosnn(nn.Linear(16, 32)), neuron.LIF(), Tosnn(nn.Linear(32, 4))),
+        ...     chunk=25,
+        ... )
+        >>> out = net(torch.rand(2, 100, 16))
+        >>> out.sum().backward()
+        >>> out.shape
+        torch.Size([2, 100, 4])
+    """
+
+    def __init__(self, module, chunk=None):
+        super().__init__()
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int)
+                                  or chunk < 1):
+            raise ValueError(f"chunk must be a positive int or None, got {chunk!r}")
+        self.module, self.chunk = module, chunk
+
+    def extra_repr(self):
+        return "" if self.chunk is None else f"chunk={self.chunk}"
+
+    def forward(self, x):
+        if not (torch.is_grad_enabled() and x.device.type in ("cpu", "cuda")) or (
+            torch.compiler.is_compiling()
+        ):
+            return self.module(x)
+        if self.chunk is not None:
+            for m in self.module.modules():
+                if isinstance(m, _NORMS) and m.training:
+                    raise ValueError(
+                        f"Checkpoint(chunk={self.chunk}) cannot run {type(m).__name__} in "
+                        "training mode: its statistics are over all of T (chunk=None, or "
+                        "eval())"
+                    )
+        holders = _holders(self.module)
+        kept = [(h.stateful, h.state) for h in holders]
+        pieces = [x] if self.chunk is None else list(x.split(self.chunk, dim=1))
+        outs = []
+        try:
+            for h in holders:
+                h.stateful = True
+            for piece in pieces:
+                outs.append(self._segment(piece, holders))
+        finally:
+            for h, (stateful, state) in zip(holders, kept):
+                h.stateful = stateful
+                if not stateful:
+                    h.state = state
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
+    def _segment(self, x, holders):
+        from torch.utils import _pytree
+
+        specs, states = [], []
+        for h in holders:
+            if h.state is None:
+                specs.append(None)
+            else:
+                leaves, spec = _pytree.tree_flatten(h.state)
+                specs.append(spec)
+                states += leaves
+        c = codes(x)
+        p = encode_known(x, *c) if c is not None else None
+        run = _Runner(self.module, holders, specs)
+        out, *final = _Segment.apply(x, p, run, len(states), *states, *run.params)
+        it = iter(final)
+        for h, (n, spec) in zip(holders, run.final_specs):
+            h.state = _pytree.tree_unflatten([next(it) for _ in range(n)], spec)
+        return out if run.out_codes is None else mark(out, *run.out_codes)
+
+
+def checkpoint(module, chunk=None):
+    """:class:`Checkpoint` ``(module, chunk)``."""
+    return Checkpoint(module, chunk)
+
+
+def _is_holder(m):
+    return hasattr(m, "stateful") and hasattr(m, "state")
+
+
+def _wrap(seq, chunk):
+    parts, out, i = list(seq), [], 0
+    while i < len(parts):
+        m = parts[i]
+        nxt = parts[i + 1] if i + 1 < len(parts) else None
+        if type(m) is nn.Sequential:
+            out.append(_wrap(m, chunk))
+        elif not _holders(m) and nxt is not None and _is_holder(nxt):
+            out.append(Checkpoint(nn.Sequential(m, nxt), chunk))  # a layer and its neuron
+            i += 1
+        elif _holders(m) and not _is_holder(m):
+            out.append(Checkpoint(m, chunk))  # a block holding neurons
+        else:
+            out.append(m)
+        i += 1
+    return nn.Sequential(*out)
+
+
+def checkpoint_layers(model, chunk=None):
+    """Wrap, in place, each layer followed by its neuron (``Tosnn(conv -> norm)``, then the
+    neuron) and each block holding neurons (a residual block) of every ``nn.Sequential``
+    in ``model`` into a :class:`Checkpoint`: backward then keeps one packed input per
+    layer. Parameter names gain the wrappers' prefixes, so load weights before wrapping.
+    Returns ``model``."""
+    for name, child in list(model.named_children()):
+        if type(child) is nn.Sequential:
+            setattr(model, name, _wrap(child, chunk))
+        elif _holders(child) and not _is_holder(child) and not isinstance(child, Checkpoint):
+            checkpoint_layers(child, chunk)
+    return model

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _nir_fields, checks, family
+from . import _nir_fields, checks, family, memory
 from . import functional as F
 from . import surrogate as _sg
 from .surrogate import arc_tan
@@ -182,7 +182,7 @@ class SpikingNeuron(nn.Module):
         spikes, state = self._run(x, alpha, state0)
         if self.stateful:
             self.state = state[0] if len(self.description.states) == 1 else state
-        return spikes
+        return memory.mark(spikes)  # 0/1: a layer reading them may keep them as bits
 
     def step(self, x_t: torch.Tensor) -> torch.Tensor:
         """One time step on ``x_t`` of shape ``N x ...`` (no T axis), from and into

@@ -25,6 +25,7 @@ Example::
 """
 
 import torch
+from snetx.snn import memory
 from snetx.snn import neuron as _neuron
 from snetx.snn.algorithm import Tosnn
 from torch import nn
@@ -61,7 +62,10 @@ class _Block(nn.Module):
         self.branch, self.shortcut, self.connect = branch, shortcut, connect
 
     def forward(self, x):
-        return CONNECT[self.connect](self.shortcut(x), self.branch(x))
+        a, s = self.shortcut(x), self.branch(x)
+        out = CONNECT[self.connect](a, s)
+        # small integers stay known as such, so the next convolution keeps them packed
+        return (memory.mark_sum if self.connect == "ADD" else memory.mark_product)(out, a, s)
 
     def extra_repr(self):
         return f"connect={self.connect}"
