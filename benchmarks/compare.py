@@ -14,7 +14,10 @@ snnTorch/Norse at >, are counted and reported):
   SuperSpike) vs snetx fast_sigmoid with alpha = 1 (Norse's SuperSpike ignores alpha).
 
 Time-first libraries get a time-first copy made outside the timed region; single-step
-APIs loop over ``x.unbind(0)``. Ratios are against snetx in the same run; the roofline is
+APIs loop over ``x.unbind(0)``. The LIF rows are timed interleaved, one fwd+bwd of each
+library in turn per round (as the layers of a user's model run, in one process with the
+default allocator), and report the median and the 90th percentile of the rounds.
+Ratios are against snetx in the same run; the roofline is
 20 bytes per float32 element, the least a fwd+bwd can move (x read and s written forward;
 x and grad_s read, grad_x written backward, the charges recomputed from x), at the
 bandwidth of a large copy measured in the same run.
@@ -23,6 +26,7 @@ bandwidth of a large copy measured in the same run.
 import argparse
 import os
 import sys
+import time
 import warnings
 
 import torch
@@ -158,6 +162,26 @@ def fwd_bwd(fn, x, g):
     return run
 
 
+def interleaved(runners, repeats, warmup=2):
+    """{name: sorted seconds}: one call of each runner in turn per round, as the layers of
+    a user's model run, so that every library sees the same state of the allocator and
+    the caches."""
+    for run in runners.values():
+        for _ in range(warmup):
+            run()
+    samples = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            t0 = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - t0)
+    return {name: sorted(v) for name, v in samples.items()}
+
+
+def quantile(sorted_values, q):
+    return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
+
+
 def lif_rows(libs, repeats, shapes, bandwidth, records):
     """(Markdown table, notes); one dict per row is appended to ``records``."""
     rows, notes = [], []
@@ -168,17 +192,27 @@ def lif_rows(libs, repeats, shapes, bandwidth, records):
         roofline = 20 * n / bandwidth  # bytes per element: see the module doc
         xt, gt = x.transpose(0, 1).contiguous(), g.transpose(0, 1).contiguous()
         base_fn, _ = snetx_lif()
-        times = {}
-        for mode in ("host", "eager"):
-            if mode == "host" and not _host_kernel.available():
-                continue
-            _host_kernel.set_mode(mode)
-            times[f"snetx ({mode})"] = (
-                median_time(fwd_bwd(base_fn, x, g), repeats),
-                saved_bytes(base_fn, x.requires_grad_()),
-            )
+        runners, saved = {}, {}
+        if _host_kernel.available():
+            # the mode is read per call: pin it for this runner only
+            def host(run=fwd_bwd(base_fn, x, g)):
+                _host_kernel.set_mode("host")
+                run()
+                _host_kernel.set_mode("auto")
+
+            runners["snetx (host)"] = host
+            _host_kernel.set_mode("host")
+            saved["snetx (host)"] = saved_bytes(base_fn, x.requires_grad_())
+        _host_kernel.set_mode("eager")
+        saved["snetx (eager)"] = saved_bytes(base_fn, x.requires_grad_())
         _host_kernel.set_mode("auto")
-        ref_time = min(t for t, _ in times.values())
+
+        def eager(run=fwd_bwd(base_fn, x, g)):
+            _host_kernel.set_mode("eager")
+            run()
+            _host_kernel.set_mode("auto")
+
+        runners["snetx (eager)"] = eager
         for name, ((fn, tf), ref) in libs.items():
             ref_fn, _ = snetx_lif(**ref)
             flips, err = check_match(name, fn, tf, ref_fn, x, g)
@@ -187,19 +221,23 @@ def lif_rows(libs, repeats, shapes, bandwidth, records):
                 f"(threshold ties), max relative gradient difference {err:.1e}"
             )
             inp, grad = (xt, gt) if tf else (x, g)
-            times[name] = (
-                median_time(fwd_bwd(fn, inp, grad), repeats),
-                saved_bytes(lambda v, fn=fn: fn(v), inp.detach().requires_grad_()),
-            )
-        for name, (t, saved) in times.items():
+            runners[name] = fwd_bwd(fn, inp, grad)
+            saved[name] = saved_bytes(lambda v, fn=fn: fn(v), inp.detach().requires_grad_())
+        samples = interleaved(runners, repeats)
+        median = {k: quantile(v, 0.5) for k, v in samples.items()}
+        ref_time = min(median[k] for k in median if k.startswith("snetx"))
+        peers = [median[k] for k in median if not k.startswith("snetx")]
+        for name, v in samples.items():
+            t, p90 = median[name], quantile(v, 0.9)
             records.append(
                 {
                     "shape": "x".join(map(str, shape)),
                     "library": name,
                     "ms": round(t * 1e3, 2),
+                    "p90_ms": round(p90 * 1e3, 2),
                     "vs_fastest_snetx": round(t / ref_time, 3),
                     "vs_roofline": round(t / roofline, 3),
-                    "saved_mib": round(saved / 2**20, 1),
+                    "saved_mib": round(saved[name] / 2**20, 1),
                 }
             )
             rows.append(
@@ -207,9 +245,12 @@ def lif_rows(libs, repeats, shapes, bandwidth, records):
                     "x".join(map(str, shape)),
                     name,
                     f"{t * 1e3:.1f}",
+                    f"{p90 * 1e3:.1f}",
+                    f"{p90 / t:.2f}",
                     f"{t / ref_time:.2f}x",
+                    f"{min(peers) / t:.1f}x" if peers and name.startswith("snetx") else "",
                     f"{t / roofline:.2f}x",
-                    f"{saved / 2**20:.0f}",
+                    f"{saved[name] / 2**20:.0f}",
                 ]
             )
     table = markdown_table(
@@ -217,7 +258,10 @@ def lif_rows(libs, repeats, shapes, bandwidth, records):
             "N x T x D",
             "library",
             "fwd+bwd ms (median)",
+            "p90 ms",
+            "p90 / median",
             "vs fastest snetx",
+            "fastest peer / this",
             "vs roofline",
             "saved for backward MiB",
         ],

@@ -78,6 +78,10 @@ class Recurrent(nn.Module):
     def stateful(self):
         return self.neuron.stateful
 
+    @stateful.setter
+    def stateful(self, value):
+        self.neuron.stateful = value
+
     def reset(self):
         self.state = None
         self.neuron.reset()

@@ -165,7 +165,8 @@ def mark(t, scale=1.0, top=1):
     """Mark ``t`` as holding only ``k / scale`` for integers ``0 <= k <= top`` (spikes:
     the defaults). Producers call it (neurons, pools, residual connections); a layer that
     reads a marked tensor keeps it packed. Returns ``t``."""
-    if top <= 255 and not torch.compiler.is_compiling():
+    # (inference tensors have no version counter, and no backward to keep anything for)
+    if top <= 255 and not (torch.compiler.is_compiling() or t.is_inference()):
         setattr(t, _CODES, (t._version, float(scale), int(top)))
     return t
 
@@ -310,7 +311,64 @@ class _PackedPool(torch.autograd.Function):
         return torch.autograd.grad(out, x, g)[0], None, None
 
 
+class _AvgPool(torch.autograd.Function):
+    """A 2-d average pool keeping nothing: its backward needs the input's shape only."""
+
+    @staticmethod
+    def forward(ctx, x, m):
+        ctx.m, ctx.like = m, (x.shape, x.dtype, x.device)
+        with torch.no_grad():
+            return m(x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        m = ctx.m
+        shape, dtype, device = ctx.like
+        # aten reads the input's sizes only: a broadcast empty scalar stands for it
+        like = torch.empty((), dtype=dtype, device=device).expand(shape)
+        pair = lambda v: list(v) if isinstance(v, tuple) else [v, v]  # noqa: E731
+        gx = torch.ops.aten.avg_pool2d_backward(
+            g.contiguous(), like, pair(m.kernel_size), pair(m.stride or m.kernel_size),
+            pair(m.padding), m.ceil_mode, m.count_include_pad, m.divisor_override,
+        )
+        return gx, None
+
+
+class _MaxPool(torch.autograd.Function):
+    """A 2-d max pool keeping its indices (positions in a frame) as int16 where frames are
+    small enough, int32 otherwise (autograd keeps the float input and int64 indices):
+    the backward needs the indices and the input's shape only."""
+
+    @staticmethod
+    def forward(ctx, x, m):
+        ctx.m, ctx.like = m, (x.shape, x.dtype, x.device)
+        with torch.no_grad():
+            out, idx = F.max_pool2d(
+                x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, True
+            )
+        small = x.shape[-1] * x.shape[-2] <= torch.iinfo(torch.int16).max
+        ctx.save_for_backward(idx.to(torch.int16 if small else torch.int32))
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        (idx,) = ctx.saved_tensors
+        m = ctx.m
+        shape, dtype, device = ctx.like
+        like = torch.empty((), dtype=dtype, device=device).expand(shape)
+        pair = lambda v: list(v) if isinstance(v, tuple) else [v, v]  # noqa: E731
+        gx = torch.ops.aten.max_pool2d_with_indices_backward(
+            g.contiguous(), like, pair(m.kernel_size), pair(m.stride or m.kernel_size),
+            pair(m.padding), pair(m.dilation), m.ceil_mode, idx.long(),
+        )
+        return gx, None
+
+
 _POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+#: modules that move values without changing them (their output keeps the input's codes)
+_RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)
 
 
 # ---- BatchNorm keeping its input only; the neuron after it recomputes its output --------
@@ -325,35 +383,39 @@ def _momentum(m):
     return 1.0 / float(m.num_batches_tracked) if m.momentum is None else m.momentum
 
 
-def _normalise(y, w, b, eps):
-    """BatchNorm's training output from the batch statistics alone: the same operation
-    the forward ran, so the same bits."""
-    return torch.ops.aten.native_batch_norm(y, w, b, None, None, True, 0.0, eps)[0]
+def _normalise(y, w, b, mean, var, eps):
+    """BatchNorm's output from given batch statistics (aten's normalisation with the
+    statistics in place of running ones): the forward and the neuron's recompute call
+    this same operation on the same tensors, so they get the same bits."""
+    return torch.ops.aten._native_batch_norm_legit_no_training(y, w, b, mean, var, 0.0, eps)[0]
 
 
 class _Norm(torch.autograd.Function):
     """BatchNorm in training mode keeping its input and the batch statistics (what its
-    backward needs) and nothing else."""
+    backward needs) and nothing else; ``box`` receives the statistics."""
 
     @staticmethod
-    def forward(ctx, y, w, b, m):
-        rm, rv = (m.running_mean, m.running_var) if m.track_running_stats else (None, None)
-        out, mean, invstd = torch.ops.aten.native_batch_norm(
-            y, w, b, rm, rv, True, _momentum(m), m.eps
-        )
+    def forward(ctx, y, w, b, m, box):
+        if m.track_running_stats and m.running_mean is not None:
+            f = _momentum(m)
+            mean, var = torch.batch_norm_update_stats(y, m.running_mean, m.running_var, f)
+        else:
+            mean, var = torch.batch_norm_update_stats(y, None, None, 0.0)
+        box += [mean, var]
         ctx.eps = m.eps
-        ctx.save_for_backward(y, w, mean, invstd)
-        return out
+        ctx.save_for_backward(y, w, mean, var)
+        return _normalise(y, w, b, mean, var, m.eps)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):
-        y, w, mean, invstd = ctx.saved_tensors
+        y, w, mean, var = ctx.saved_tensors
+        invstd = torch.rsqrt(var + ctx.eps)
         gy, gw, gb = torch.ops.aten.native_batch_norm_backward(
             g.contiguous(), y, w, None, None, mean, invstd, True, ctx.eps,
             list(ctx.needs_input_grad[:3]),
         )
-        return gy, gw, gb, None
+        return gy, gw, gb, None, None
 
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -372,7 +434,7 @@ def recipe(x):
 
 
 def _rebuild(eps, n, t):
-    return lambda y, w, b: _normalise(y, w, b, eps).unflatten(0, (n, t))
+    return lambda y, w, b, mean, var: _normalise(y, w, b, mean, var, eps).unflatten(0, (n, t))
 
 
 # ---- the dispatch Tosnn uses ---------------------------------------------------------------
@@ -393,6 +455,8 @@ def _active(x):
         and torch.is_grad_enabled()
         and x.device.type in ("cpu", "cuda")
         and not torch.compiler.is_compiling()
+        # autocast casts inside the layers; their backward would see the uncast tensors
+        and not torch.is_autocast_enabled(x.device.type)
     )
 
 
@@ -424,16 +488,25 @@ def _one(m, x, c, last):
         ):
             return m(x), None, None
         return _PackedInput.apply(x, m.weight, m.bias, m, encode_known(x, *c)), None, None
-    if kind in _POOLS and not m.return_indices or kind is nn.AvgPool2d:
+    if kind is nn.AvgPool2d:
+        if not x.requires_grad or x.dim() != 4:
+            return m(x), _pool_codes(m, c), None
+        return _AvgPool.apply(x, m), _pool_codes(m, c), None
+    if kind is nn.MaxPool2d and x.dim() == 4 and not m.return_indices and x.requires_grad:
+        return _MaxPool.apply(x, m), c, None
+    if kind in _POOLS and not m.return_indices:
         out_codes = _pool_codes(m, c)
         if c is None or not x.requires_grad:
             return m(x), out_codes, None
         return _PackedPool.apply(x, m, encode_known(x, *c)), out_codes, None
+    if kind in _RESHAPES:
+        return m(x), c, None
     if kind in _NORMS and m.training and x.dtype in (torch.float32, torch.float64):
         if not (x.requires_grad or (m.weight is not None and m.weight.requires_grad)):
             return m(x), None, None
-        out = _Norm.apply(x, m.weight, m.bias, m)
-        return out, None, ((x, m.weight, m.bias, m.eps) if last else None)
+        box = []
+        out = _Norm.apply(x, m.weight, m.bias, m, box)
+        return out, None, ((x, m.weight, m.bias, *box, m.eps) if last else None)
     return m(x), None, None
 
 
@@ -457,7 +530,7 @@ def tag(out, c, r, n, t):
     if c is not None:
         mark(out, *c)
     if r is not None:
-        setattr(out, _RECIPE, (out._version, r[:3], _rebuild(r[3], n, t)))
+        setattr(out, _RECIPE, (out._version, r[:-1], _rebuild(r[-1], n, t)))
     return out
 
 
@@ -669,21 +742,26 @@ def _is_holder(m):
 
 
 def _wrap(seq, chunk):
+    """Wrap the children of ``seq`` (an ``nn.Sequential``) in place."""
     parts, out, i = list(seq), [], 0
     while i < len(parts):
         m = parts[i]
         nxt = parts[i + 1] if i + 1 < len(parts) else None
         if type(m) is nn.Sequential:
-            out.append(_wrap(m, chunk))
+            _wrap(m, chunk)
+            out.append(m)
         elif not _holders(m) and nxt is not None and _is_holder(nxt):
             out.append(Checkpoint(nn.Sequential(m, nxt), chunk))  # a layer and its neuron
             i += 1
-        elif _holders(m) and not _is_holder(m):
+        elif _holders(m) and not _is_holder(m) and not isinstance(m, Checkpoint):
             out.append(Checkpoint(m, chunk))  # a block holding neurons
         else:
             out.append(m)
         i += 1
-    return nn.Sequential(*out)
+    for key in list(seq._modules):
+        del seq._modules[key]
+    for j, m in enumerate(out):
+        seq.add_module(str(j), m)
 
 
 def checkpoint_layers(model, chunk=None):
@@ -692,9 +770,12 @@ def checkpoint_layers(model, chunk=None):
     in ``model`` into a :class:`Checkpoint`: backward then keeps one packed input per
     layer. Parameter names gain the wrappers' prefixes, so load weights before wrapping.
     Returns ``model``."""
-    for name, child in list(model.named_children()):
+    if type(model) is nn.Sequential:
+        _wrap(model, chunk)
+        return model
+    for child in model.children():
         if type(child) is nn.Sequential:
-            setattr(model, name, _wrap(child, chunk))
+            _wrap(child, chunk)
         elif _holders(child) and not _is_holder(child) and not isinstance(child, Checkpoint):
             checkpoint_layers(child, chunk)
     return model
