@@ -18,7 +18,7 @@ if ! python -m pip install -q --no-deps --no-build-isolation \
   export PYTHONPATH="$PWD/packages/snetx-core/src:$PWD/packages/snetx-cuda/src:$PWD/packages/snetx-vision/src"
   echo "pip install failed; using PYTHONPATH=$PYTHONPATH" >> "$OUT/install.txt"
 fi
-timeout 400 python -m pytest -m gpu -q -rs -p no:cacheprovider --durations=5 \
+timeout 330 python -m pytest -m gpu -q -rs -p no:cacheprovider --durations=5 \
   packages/snetx-core/tests packages/snetx-cuda/tests packages/snetx-vision/tests \
   > "$OUT/gpu-tests.txt" 2>&1
 echo "pytest exit $?" >> "$OUT/gpu-tests.txt"
@@ -28,8 +28,13 @@ if ls .gpu-wheels/*.whl > /dev/null 2>&1; then
   python -m pip install -q --no-deps --no-index --target "$extra" .gpu-wheels/*.whl >> "$OUT/install.txt" 2>&1 \
     && BENCH_PATH="$extra${BENCH_PATH:+:$BENCH_PATH}"
 fi
-PYTHONPATH="$BENCH_PATH" timeout 150 python benchmarks/lif_gpu.py --max-log2 27 \
+PYTHONPATH="$BENCH_PATH" timeout 130 python benchmarks/lif_gpu.py --max-log2 27 \
   --out "$OUT/lif_gpu.md" > "$OUT/lif_gpu.log" 2>&1
 echo "benchmark exit $?" >> "$OUT/lif_gpu.log"
+# training memory on the device (kept / peak torch.cuda bytes vs SpikingJelly's cupy backend)
+PYTHONPATH="$BENCH_PATH" timeout 100 python benchmarks/memory.py --device cuda \
+  > "$OUT/memory_gpu.md" 2>&1
+echo "memory benchmark exit $?" >> "$OUT/memory_gpu.md"
 tail -3 "$OUT/gpu-tests.txt"
 tail -5 "$OUT/lif_gpu.log"
+grep "|" "$OUT/memory_gpu.md" | head -40

@@ -1,6 +1,7 @@
 """Training memory: snetx vs SpikingJelly (default, and with its ``memopt``), CPU.
 
     python benchmarks/memory.py [--T 4 8 16] [--threads 2] [--repeats 3] [--quick]
+                                [--device cuda]
 
 For SEW-ResNet-18 (ImageNet stem, 64x64 inputs, batch 8, ADD connections) and VGGSNN
 (2 x 48 x 48 event frames, batch 8), at each T, one training step of:
@@ -19,8 +20,10 @@ Columns: **saved MiB**, the distinct storages autograd keeps (through
 ``torch.autograd.graph.saved_tensors_hooks``), parameters and the input left out;
 **kept MiB**, the process heap the backward releases (glibc ``mallinfo2`` after forward
 less after backward: it sees what the hooks do not, e.g. a checkpoint's kept inputs); **peak MiB**, the heap's peak above the start during forward+backward
-(sampled every 0.2 ms); **step s**, the median training step. snetx's host-kernel buffer
+(sampled every 1 ms); **step s**, the median training step. snetx's host-kernel buffer
 pool is off here (``SNETX_BUFFER_POOL=0``) so that every buffer is an allocation.
+With ``--device cuda`` the counts are ``torch.cuda``'s allocator's, SpikingJelly runs its
+``cupy`` backend and snetx the ``snetx.cuend`` neurons.
 """
 
 import argparse
@@ -68,7 +71,7 @@ def heap():
 
 
 class PeakSampler:
-    def __init__(self, period=2e-4):
+    def __init__(self, period=1e-3):
         self.period, self.peak, self._stop = period, 0, False
 
     def __enter__(self):
@@ -106,31 +109,60 @@ def saved_bytes(net, x):
     return sum(seen.values())
 
 
+def _allocated(x):
+    if x.is_cuda:
+        torch.cuda.synchronize()
+        return torch.cuda.memory_allocated()
+    return heap()
+
+
 def kept_bytes(net, x):
-    """What the backward releases: the heap after forward less the heap after backward
+    """What the backward releases: the allocated memory after forward less after backward
     (gradients exist at both points, from the warm-up)."""
     out = net(x)
     loss = out.sum()
-    after_forward = heap()
+    after_forward = _allocated(x)
     loss.backward()
     del out, loss
-    return after_forward - heap()
+    return after_forward - _allocated(x)
 
 
 def peak_bytes(net, x):
+    if x.is_cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        net(x).sum().backward()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
     with PeakSampler() as s:
         net(x).sum().backward()
     return s.peak
 
 
 # ---- the networks ------------------------------------------------------------------------
+#: "torch" on the CPU, "cupy" (its fused CUDA kernels) on a GPU; snetx's cuend neurons
+SJ_BACKEND = ["torch"]
+
+
 def sj_neuron():
     from spikingjelly.activation_based import neuron, surrogate
 
     return neuron.LIFNode(
         tau=1 / (1 - 1 / TAU), decay_input=False, v_threshold=1.0, v_reset=0.0,
         surrogate_function=surrogate.ATan(alpha=ALPHA), detach_reset=False, step_mode="m",
+        backend=SJ_BACKEND[0],
     )
+
+
+def snetx_neuron():
+    if SJ_BACKEND[0] == "cupy":
+        from snetx.cuend.neuron import LIF
+
+        return LIF
+    from snetx.snn.neuron import LIF
+
+    return LIF
 
 
 class TimeFirst(nn.Module):
@@ -190,8 +222,8 @@ def snetx_net(name):
     torch.manual_seed(0)
     if name == "sew_resnet18":
         return sew_resnet.SEWResNet(sew_resnet.basic_block, [2, 2, 2, 2], num_classes=10,
-                                    connect="ADD", stem="imagenet")
-    return VGGSNN(num_classes=10, input_size=48)
+                                    connect="ADD", stem="imagenet", neuron=snetx_neuron())
+    return VGGSNN(num_classes=10, input_size=48, neuron=snetx_neuron())
 
 
 class Compact(nn.Module):
@@ -206,12 +238,13 @@ class Compact(nn.Module):
 
 def configs(name, x):
     sj = sj_sew if name == "sew_resnet18" else sj_vgg
+    dev = x.device
     return {
-        "sj": lambda: sj()[0],
-        "sj-memopt": lambda: sj_memopt(sj, x),
-        "snetx-plain": lambda: Compact(snetx_net(name), False),
-        "snetx": lambda: snetx_net(name),
-        "snetx-ckpt": lambda: memory.checkpoint_layers(snetx_net(name)),
+        "sj": lambda: sj()[0].to(dev),
+        "sj-memopt": lambda: sj_memopt(lambda: (lambda n, t: (n.to(dev), t))(*sj()), x),
+        "snetx-plain": lambda: Compact(snetx_net(name), False).to(dev),
+        "snetx": lambda: snetx_net(name).to(dev),
+        "snetx-ckpt": lambda: memory.checkpoint_layers(snetx_net(name)).to(dev),
     }
 
 
@@ -220,17 +253,23 @@ def median_step(net, x, repeats):
     for _ in range(repeats):
         t0 = time.perf_counter()
         net(x).sum().backward()
+        if x.is_cuda:
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
 
 
-def run(name, T, repeats):
+def run(name, T, repeats, device="cpu"):
     c, hw = MODELS[name]
     torch.manual_seed(1)
-    x = torch.rand(BATCH, T, c, hw, hw)
+    x = torch.rand(BATCH, T, c, hw, hw, device=device)
     rows = {}
     for label, build in configs(name, x).items():
-        net = build()
+        try:
+            net = build()
+        except ImportError as e:  # SpikingJelly (or CuPy) not installed here
+            print(f"{label}: skipped ({e})", file=sys.stderr)
+            continue
         net(x).sum().backward()  # warm-up: kernels built, buffers touched
         rows[label] = [
             saved_bytes(net, x) / 2**20, kept_bytes(net, x) / 2**20, peak_bytes(net, x) / 2**20,
@@ -247,19 +286,24 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--quick", action="store_true", help="T=4 only, one repeat")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="cuda: torch.cuda's allocator counts, SpikingJelly's cupy backend "
+                        "and snetx.cuend's neurons")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        SJ_BACKEND[0] = "cupy"
     Ts, repeats = ([4], 1) if args.quick else (args.T, args.repeats)
     for name in args.models:
         table = []
         for T in Ts:
-            rows = run(name, T, repeats)
-            base = rows["sj"]
+            rows = run(name, T, repeats, args.device)
+            base = rows.get("sj", rows["snetx-plain"])
             for label, (s, k, pk, t) in rows.items():
                 table.append([T, label, f"{s:.1f}", f"{k:.1f}", f"{k / base[1]:.2f}x",
                               f"{pk:.1f}", f"{t:.2f}"])
             print(f"{name} T={T} done", file=sys.stderr, flush=True)
-        print(f"\n### {name} (batch {BATCH})\n")
+        print(f"\n### {name} (batch {BATCH}, {args.device})\n")
         print(markdown_table(["T", "config", "saved MiB", "kept MiB", "kept vs sj",
                               "peak MiB", "step s"], table))
 

@@ -178,7 +178,8 @@ def test_a_checkpoint_gives_the_gradients_and_statistics_of_the_plain_module():
 def test_checkpoint_layers_wraps_each_layer_and_keeps_only_packed_inputs():
     x = torch.rand(3, 4, 2, 16, 16, dtype=torch.float64) * 2
     plain, wrapped = vgg_like(), memory.checkpoint_layers(vgg_like())
-    assert sum(isinstance(m, memory.Checkpoint) for m in wrapped.modules()) == 3
+    assert [n for n, _ in wrapped.named_parameters()] == [n for n, _ in plain.named_parameters()]
+    assert sum(checked for checked, _ in wrapped._snetx_plan) == 3
     ref, got = grads(plain, x, True), grads(wrapped, x, True)
     assert torch.equal(ref[0], got[0])
     for a, b in zip(ref[2], got[2]):
@@ -248,3 +249,24 @@ def test_a_checkpoint_replays_the_random_state():
     assert torch.equal(ref[0], got[0])
     for a, b in zip(ref[2], got[2]):
         assert close(a, b)
+
+
+@pytest.mark.slow
+def test_torch_compile_runs_the_plain_modules_with_the_same_gradients():
+    """Under torch.compile the marks and compact layers step aside (inductor plans its own
+    saving): the compiled model trains to the eager compact model's gradients."""
+
+    def net():
+        torch.manual_seed(0)
+        return nn.Sequential(
+            conv_bn(2, 8), neuron.LIF(), Tosnn(nn.AvgPool2d(2)),
+            Tosnn(nn.Conv2d(8, 8, 3, padding=1)), neuron.LIF(), Tosnn(nn.Flatten(1)),
+            Tosnn(nn.Linear(8 * 8 * 8, 4)),
+        )  # fmt: skip
+
+    x = torch.rand(2, 3, 2, 16, 16) * 2
+    eager, compiled = net(), net()
+    eager(x).square().sum().backward()
+    torch.compile(compiled)(x).square().sum().backward()
+    for a, b in zip(eager.parameters(), compiled.parameters()):
+        assert close(a.grad, b.grad, 1e-5)

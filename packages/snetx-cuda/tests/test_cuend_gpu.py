@@ -341,3 +341,40 @@ def test_family_lower_precision_and_recurrent_layer(name, dtype):
     out = rec(x)
     out.sum().backward()
     assert rec.weight.grad is not None and torch.isfinite(rec.weight.grad).all()
+
+
+def test_compact_conv_bn_neuron_on_gpu_keeps_one_tensor_and_matches_the_plain_run():
+    """snetx.snn.memory on CUDA with cuend neurons: packed spikes, and the neuron rebuilds
+    BatchNorm's output instead of keeping it; gradients as with the plain modules."""
+    from snetx.snn import memory
+    from snetx.snn.algorithm import Tosnn
+    from torch import nn
+
+    def net():
+        torch.manual_seed(0)
+        conv = lambda a, b: Tosnn(nn.Sequential(nn.Conv2d(a, b, 3, padding=1),  # noqa: E731
+                                                nn.BatchNorm2d(b)))
+        return nn.Sequential(conv(2, 16), cu.LIF(), conv(16, 16), cu.LIF()).double().cuda()
+
+    x = torch.rand(4, 6, 2, 16, 16, dtype=torch.float64, device="cuda") * 2
+    grads = []
+    for on in (False, True):
+        m = net()
+        with memory.compact(on):
+            m(x).sum().backward()
+        grads.append([p.grad for p in m.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    m, kept = net(), {}
+
+    def pack(t):
+        kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        m(x)
+    big = sorted(v for v in kept.values() if v >= 4 * 6 * 16 * 16 * 16 // 8)
+    elems = 4 * 6 * 16 * 16 * 16
+    # two BatchNorm inputs (float64) and the first layer's spikes as bits (the data and
+    # the neurons' checkpoints are smaller or excluded by size)
+    assert big.count(8 * elems) == 2 and elems // 8 in big

@@ -59,13 +59,16 @@ __all__ = [
     "enabled",
     "per_frame",
     "recipe",
+    "active",
     "mark",
     "codes",
     "mark_sum",
     "mark_product",
+    "spike_and",
     "checkpoint",
     "Checkpoint",
     "checkpoint_layers",
+    "checkpointed",
     "packed_spikes",
     "pack",
     "unpack",
@@ -73,6 +76,9 @@ __all__ = [
 ]
 
 _ENABLED = [os.environ.get("SNETX_COMPACT", "1") != "0"]
+# a checkpoint's forward (no graph) computes BatchNorm as its recompute will, so that the
+# recomputed activations are the very ones the forward passed on
+_IN_CHECKPOINT = [False]
 
 #: scales tried when packing: 1 (spikes and sums of spikes), 4 (2x2 averages of them);
 #: powers of two, so ``code / scale`` restores the float exactly
@@ -174,6 +180,8 @@ def mark(t, scale=1.0, top=1):
 def codes(t):
     """``(scale, top)`` of a :func:`mark` still valid (``t`` not modified since), or
     None."""
+    if torch.compiler.is_compiling():
+        return None
     c = getattr(t, _CODES, None)
     return None if c is None or c[0] != t._version else c[1:]
 
@@ -192,6 +200,40 @@ def mark_product(out, a, b):
     if ca and cb and cb == (1.0, 1):
         mark(out, *ca)
     return out
+
+
+class _SpikeAnd(torch.autograd.Function):
+    """``a * s`` or ``a * (1 - s)`` of marked ``a`` and spikes ``s``, keeping both packed
+    (autograd would keep both as floats)."""
+
+    @staticmethod
+    def forward(ctx, a, s, invert, pa, ps):
+        ctx.invert, ctx.pa, ctx.ps = invert, pa, ps
+        ctx.save_for_backward(pa.bits, ps.bits)
+        return a * (1.0 - s) if invert else a * s
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        bits_a, bits_s = ctx.saved_tensors
+        pa, ps = ctx.pa, ctx.ps
+        a = decode(PackedSpikes(bits_a, pa.shape, pa.dtype, pa.numel, pa.scale))
+        s = decode(PackedSpikes(bits_s, ps.shape, ps.dtype, ps.numel, ps.scale))
+        if ctx.invert:
+            return g * (1.0 - s), -(g * a), None, None, None
+        return g * s, g * a, None, None, None
+
+
+def spike_and(a, s, invert=False):
+    """``a * s`` (``invert``: ``a * (1 - s)``) for a SEW block's AND/IAND connection,
+    keeping ``a`` and ``s`` packed when they are marked (see :func:`mark`); the result is
+    marked too."""
+    ca, cs = codes(a), codes(s)
+    if not (active(a) and ca and cs == (1.0, 1) and a.shape == s.shape
+            and (a.requires_grad or s.requires_grad)):
+        return mark_product(a * (1.0 - s) if invert else a * s, a, s)
+    out = _SpikeAnd.apply(a, s, invert, encode_known(a, *ca), encode_known(s, *cs))
+    return mark(out, *ca)
 
 
 def decode(p):
@@ -427,6 +469,8 @@ def recipe(x):
     """``(tensors, fn)`` with ``fn(*tensors)`` equal to ``x`` bit for bit, when ``x`` came
     from a compact BatchNorm and has not been modified since; else None. A neuron keeps
     ``tensors`` (already kept by the BatchNorm) instead of ``x``."""
+    if torch.compiler.is_compiling():
+        return None
     r = getattr(x, _RECIPE, None)
     if r is None or r[0] != x._version:
         return None
@@ -449,10 +493,11 @@ def _hooked(m):
     )
 
 
-def _active(x):
+def active(x):
+    """Whether compact saving applies to a layer reading ``x`` now."""
     return (
         _ENABLED[0]
-        and torch.is_grad_enabled()
+        and (torch.is_grad_enabled() or _IN_CHECKPOINT[0])
         and x.device.type in ("cpu", "cuda")
         and not torch.compiler.is_compiling()
         # autocast casts inside the layers; their backward would see the uncast tensors
@@ -482,7 +527,9 @@ def _one(m, x, c, last):
     if _hooked(m):
         return m(x), None, None
     if kind in _WEIGHTED:
-        plain = c is None or not (x.requires_grad or m.weight.requires_grad)
+        plain = c is None or not torch.is_grad_enabled() or not (
+            x.requires_grad or m.weight.requires_grad
+        )
         if plain or kind is not nn.Linear and (
             isinstance(m.padding, str) or m.padding_mode != "zeros"
         ):
@@ -515,7 +562,7 @@ def per_frame(module, x, c=None):
     (or each part of an ``nn.Sequential``) run with compact saving where it applies;
     ``c`` the :func:`codes` of ``x``. ``codes`` are the output's (a pool of spikes), the
     recipe ``(y, weight, bias, eps)`` when the output is a compact BatchNorm's."""
-    if not _active(x):
+    if not active(x):
         return module(x), None, None
     if type(module) is not nn.Sequential or _hooked(module):
         return _one(module, x, c, True)
@@ -620,7 +667,11 @@ class _Runner:
             else:
                 n = spec.num_leaves
                 h.state, flat = _pytree.tree_unflatten(flat[:n], spec), flat[n:]
-        out = self.module(x)
+        replay, _IN_CHECKPOINT[0] = _IN_CHECKPOINT[0], not recompute
+        try:
+            out = self.module(x)
+        finally:
+            _IN_CHECKPOINT[0] = replay
         final, self.final_specs = [], []
         for h in self.holders:
             leaves, spec = _pytree.tree_flatten(h.state)
@@ -683,53 +734,60 @@ class Checkpoint(nn.Module):
         return "" if self.chunk is None else f"chunk={self.chunk}"
 
     def forward(self, x):
-        if not (torch.is_grad_enabled() and x.device.type in ("cpu", "cuda")) or (
-            torch.compiler.is_compiling()
-        ):
-            return self.module(x)
-        if self.chunk is not None:
-            for m in self.module.modules():
-                if isinstance(m, _NORMS) and m.training:
-                    raise ValueError(
-                        f"Checkpoint(chunk={self.chunk}) cannot run {type(m).__name__} in "
-                        "training mode: its statistics are over all of T (chunk=None, or "
-                        "eval())"
-                    )
-        holders = _holders(self.module)
-        kept = [(h.stateful, h.state) for h in holders]
-        pieces = [x] if self.chunk is None else list(x.split(self.chunk, dim=1))
-        outs = []
-        try:
-            for h in holders:
-                h.stateful = True
-            for piece in pieces:
-                outs.append(self._segment(piece, holders))
-        finally:
-            for h, (stateful, state) in zip(holders, kept):
-                h.stateful = stateful
-                if not stateful:
-                    h.state = state
-        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+        return checkpointed(self.module, x, self.chunk)
 
-    def _segment(self, x, holders):
-        from torch.utils import _pytree
 
-        specs, states = [], []
+def checkpointed(module, x, chunk=None):
+    """``module(x)`` as :class:`Checkpoint` ``(module, chunk)`` runs it, without wrapping
+    ``module``."""
+    if not (torch.is_grad_enabled() and x.device.type in ("cpu", "cuda")) or (
+        torch.compiler.is_compiling()
+    ):
+        return module(x)
+    if chunk is not None:
+        for m in module.modules():
+            if isinstance(m, _NORMS) and m.training:
+                raise ValueError(
+                    f"Checkpoint(chunk={chunk}) cannot run {type(m).__name__} in "
+                    "training mode: its statistics are over all of T (chunk=None, or "
+                    "eval())"
+                )
+    holders = _holders(module)
+    kept = [(h.stateful, h.state) for h in holders]
+    pieces = [x] if chunk is None else list(x.split(chunk, dim=1))
+    outs = []
+    try:
         for h in holders:
-            if h.state is None:
-                specs.append(None)
-            else:
-                leaves, spec = _pytree.tree_flatten(h.state)
-                specs.append(spec)
-                states += leaves
-        c = codes(x)
-        p = encode_known(x, *c) if c is not None else None
-        run = _Runner(self.module, holders, specs)
-        out, *final = _Segment.apply(x, p, run, len(states), *states, *run.params)
-        it = iter(final)
-        for h, (n, spec) in zip(holders, run.final_specs):
-            h.state = _pytree.tree_unflatten([next(it) for _ in range(n)], spec)
-        return out if run.out_codes is None else mark(out, *run.out_codes)
+            h.stateful = True
+        for piece in pieces:
+            outs.append(_segment(module, piece, holders))
+    finally:
+        for h, (stateful, state) in zip(holders, kept):
+            h.stateful = stateful
+            if not stateful:
+                h.state = state
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
+
+def _segment(module, x, holders):
+    from torch.utils import _pytree
+
+    specs, states = [], []
+    for h in holders:
+        if h.state is None:
+            specs.append(None)
+        else:
+            leaves, spec = _pytree.tree_flatten(h.state)
+            specs.append(spec)
+            states += leaves
+    c = codes(x)
+    p = encode_known(x, *c) if c is not None else None
+    run = _Runner(module, holders, specs)
+    out, *final = _Segment.apply(x, p, run, len(states), *states, *run.params)
+    it = iter(final)
+    for h, (n, spec) in zip(holders, run.final_specs):
+        h.state = _pytree.tree_unflatten([next(it) for _ in range(n)], spec)
+    return out if run.out_codes is None else mark(out, *run.out_codes)
 
 
 def checkpoint(module, chunk=None):
@@ -741,40 +799,55 @@ def _is_holder(m):
     return hasattr(m, "stateful") and hasattr(m, "state")
 
 
+class _Grouped(nn.Sequential):
+    """An ``nn.Sequential`` whose groups of children (a layer and its neuron, a block) run
+    as checkpoints: :func:`checkpoint_layers` turns a Sequential into one in place, so
+    that parameter names do not change."""
+
+    def forward(self, x):
+        parts = list(self)
+        for checked, idx in self._snetx_plan:
+            group = [parts[i] for i in idx]
+            if not checked:
+                x = group[0](x)
+            else:
+                m = group[0] if len(group) == 1 else nn.Sequential(*group)
+                x = checkpointed(m, x, self._snetx_chunk)
+        return x
+
+
 def _wrap(seq, chunk):
-    """Wrap the children of ``seq`` (an ``nn.Sequential``) in place."""
-    parts, out, i = list(seq), [], 0
+    """Plan the checkpoint groups of ``seq`` (an ``nn.Sequential``) in place."""
+    parts, plan, i = list(seq), [], 0
     while i < len(parts):
         m = parts[i]
         nxt = parts[i + 1] if i + 1 < len(parts) else None
-        if type(m) is nn.Sequential:
+        if type(m) in (nn.Sequential, _Grouped):
             _wrap(m, chunk)
-            out.append(m)
+            plan.append((False, [i]))
         elif not _holders(m) and nxt is not None and _is_holder(nxt):
-            out.append(Checkpoint(nn.Sequential(m, nxt), chunk))  # a layer and its neuron
+            plan.append((True, [i, i + 1]))  # a layer and its neuron
             i += 1
         elif _holders(m) and not _is_holder(m) and not isinstance(m, Checkpoint):
-            out.append(Checkpoint(m, chunk))  # a block holding neurons
+            plan.append((True, [i]))  # a block holding neurons
         else:
-            out.append(m)
+            plan.append((False, [i]))
         i += 1
-    for key in list(seq._modules):
-        del seq._modules[key]
-    for j, m in enumerate(out):
-        seq.add_module(str(j), m)
+    seq.__class__ = _Grouped
+    seq._snetx_plan, seq._snetx_chunk = plan, chunk
 
 
 def checkpoint_layers(model, chunk=None):
-    """Wrap, in place, each layer followed by its neuron (``Tosnn(conv -> norm)``, then the
-    neuron) and each block holding neurons (a residual block) of every ``nn.Sequential``
-    in ``model`` into a :class:`Checkpoint`: backward then keeps one packed input per
-    layer. Parameter names gain the wrappers' prefixes, so load weights before wrapping.
-    Returns ``model``."""
-    if type(model) is nn.Sequential:
+    """Run, from now on, each layer followed by its neuron (``Tosnn(conv -> norm)``, then
+    the neuron) and each block holding neurons (a residual block) of every
+    ``nn.Sequential`` in ``model`` as a :class:`Checkpoint`: backward then keeps one
+    packed input per layer. The Sequentials change in place (their class); module and
+    parameter names stay, so state dicts load either way. Returns ``model``."""
+    if type(model) in (nn.Sequential, _Grouped):
         _wrap(model, chunk)
         return model
     for child in model.children():
-        if type(child) is nn.Sequential:
+        if type(child) in (nn.Sequential, _Grouped):
             _wrap(child, chunk)
         elif _holders(child) and not _is_holder(child) and not isinstance(child, Checkpoint):
             checkpoint_layers(child, chunk)

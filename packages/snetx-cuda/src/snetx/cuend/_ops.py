@@ -12,6 +12,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
+from snetx.snn import memory
 from snetx.snn._fused import no_double_backward
 from snetx.snn.family import NEURONS
 
@@ -195,14 +196,20 @@ def _(
 def _setup_context(ctx, inputs, output):
     name, x, st0, kf = inputs[:4]
     # x (kept alive by autograd anyway) and the checkpoints (STATES/CHUNK of its
-    # elements): the backward recomputes the steps instead of reading saved ones
-    ctx.save_for_backward(x, output[1], st0, kf)
+    # elements): the backward recomputes the steps instead of reading saved ones; or,
+    # for a compact BatchNorm's output, what that BatchNorm keeps anyway
+    r = memory.recipe(x)
+    ctx.rebuild = None if r is None else r[1]
+    ctx.save_for_backward(x if r is None else None, output[1], st0, kf, *(r[0] if r else ()))
     ctx.name, ctx.params = name, inputs[4:]
     ctx.dtypes = (None if st0 is None else st0.dtype, kf.dtype)
 
 
 def _backward(ctx, grad_s, grad_ckpt, grad_stlast):
-    x, ckpt, st0, kf = ctx.saved_tensors
+    x, ckpt, st0, kf, *kept = ctx.saved_tensors
+    if ctx.rebuild is not None:
+        with torch.no_grad():
+            x = ctx.rebuild(*kept)
     want_st0 = st0 is not None and ctx.needs_input_grad[2]
     want_k = ctx.needs_input_grad[3]
     if grad_s is None:

@@ -63,9 +63,11 @@ class _Block(nn.Module):
 
     def forward(self, x):
         a, s = self.shortcut(x), self.branch(x)
-        out = CONNECT[self.connect](a, s)
-        # small integers stay known as such, so the next convolution keeps them packed
-        return (memory.mark_sum if self.connect == "ADD" else memory.mark_product)(out, a, s)
+        if self.connect == "ADD":
+            # small integers stay known as such, so the next convolution keeps them packed
+            return memory.mark_sum(a + s, a, s)
+        # CONNECT's product, with its two spike operands kept as bits
+        return memory.spike_and(a, s, invert=self.connect == "IAND")
 
     def extra_repr(self):
         return f"connect={self.connect}"

@@ -145,6 +145,15 @@ def build_parser():
         "gradients and optimiser state sharded) or none (one process only)",
     )
     a(
+        "--memory",
+        choices=("compact", "plain", "checkpoint"),
+        default="compact",
+        help="what backward keeps: compact (default: spikes as bits, one tensor per "
+        "BatchNorm and neuron), plain (the torch modules' own saving) or checkpoint "
+        "(each layer's packed input only, recomputed in backward: less memory, one more "
+        "forward); the gradients are the same",
+    )
+    a(
         "--ddp-timeout",
         type=float,
         default=600.0,

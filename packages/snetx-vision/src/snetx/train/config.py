@@ -26,6 +26,7 @@ SAFE_TO_CHANGE = frozenset(
         "overwrite",
         "cache_dir",
         "strategy",
+        "memory",
     }
 )
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from snetx.snn import memory as saving
 from snetx.snn import monitor
 from snetx.snn.energy import SynapticOpsCounter
 from torch import nn
@@ -95,6 +96,8 @@ class Trainer:
         self.train_loader, self.test_loader = build.loaders(args, run)
         self.alpha, self.alpha_schedule = build.surrogate_alpha(args)
         self.model = build.model(args, self.alpha).to(self.device)
+        if getattr(args, "memory", "compact") == "checkpoint":
+            saving.checkpoint_layers(self.model)  # names unchanged: checkpoints load as usual
         self.strategy = strategies.get(getattr(args, "strategy", "ddp"))
         self.net = self.strategy.wrap(self.model, run)  # DDP, FSDP or the model itself
         self.opt = build.optimizer(args, self.model.parameters())
@@ -252,7 +255,8 @@ class Trainer:
     def train_step(self, x, y):
         args, device = self.args, self.device
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, enabled=args.amp, dtype=build.amp_dtype(device)):
+        compact = saving.compact(getattr(args, "memory", "compact") != "plain")
+        with torch.autocast(device.type, enabled=args.amp, dtype=build.amp_dtype(device)), compact:
             out = self.net(self.encode(x))
             loss = self.compute_loss(out.float(), y)
         value = float(loss.detach())
