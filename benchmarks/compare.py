@@ -182,6 +182,20 @@ def quantile(sorted_values, q):
     return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
 
 
+def pinned(mode, run):
+    """``run`` with snetx's CPU kernel pinned to ``mode`` for its call only (the mode is
+    read per call)."""
+
+    def call():
+        _host_kernel.set_mode(mode)
+        try:
+            run()
+        finally:
+            _host_kernel.set_mode("auto")
+
+    return call
+
+
 def lif_rows(libs, repeats, shapes, bandwidth, records):
     """(Markdown table, notes); one dict per row is appended to ``records``."""
     rows, notes = [], []
@@ -193,26 +207,13 @@ def lif_rows(libs, repeats, shapes, bandwidth, records):
         xt, gt = x.transpose(0, 1).contiguous(), g.transpose(0, 1).contiguous()
         base_fn, _ = snetx_lif()
         runners, saved = {}, {}
-        if _host_kernel.available():
-            # the mode is read per call: pin it for this runner only
-            def host(run=fwd_bwd(base_fn, x, g)):
-                _host_kernel.set_mode("host")
-                run()
-                _host_kernel.set_mode("auto")
-
-            runners["snetx (host)"] = host
-            _host_kernel.set_mode("host")
-            saved["snetx (host)"] = saved_bytes(base_fn, x.requires_grad_())
-        _host_kernel.set_mode("eager")
-        saved["snetx (eager)"] = saved_bytes(base_fn, x.requires_grad_())
-        _host_kernel.set_mode("auto")
-
-        def eager(run=fwd_bwd(base_fn, x, g)):
-            _host_kernel.set_mode("eager")
-            run()
+        for mode in ("host", "eager"):
+            if mode == "host" and not _host_kernel.available():
+                continue
+            runners[f"snetx ({mode})"] = pinned(mode, fwd_bwd(base_fn, x, g))
+            _host_kernel.set_mode(mode)
+            saved[f"snetx ({mode})"] = saved_bytes(base_fn, x.requires_grad_())
             _host_kernel.set_mode("auto")
-
-        runners["snetx (eager)"] = eager
         for name, ((fn, tf), ref) in libs.items():
             ref_fn, _ = snetx_lif(**ref)
             flips, err = check_match(name, fn, tf, ref_fn, x, g)

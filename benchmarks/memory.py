@@ -19,8 +19,9 @@ For SEW-ResNet-18 (ImageNet stem, 64x64 inputs, batch 8, ADD connections) and VG
 Columns: **saved MiB**, the distinct storages autograd keeps (through
 ``torch.autograd.graph.saved_tensors_hooks``), parameters and the input left out;
 **kept MiB**, the process heap the backward releases (glibc ``mallinfo2`` after forward
-less after backward: it sees what the hooks do not, e.g. a checkpoint's kept inputs); **peak MiB**, the heap's peak above the start during forward+backward
-(sampled every 1 ms); **step s**, the median training step. snetx's host-kernel buffer
+less after backward: it sees what the hooks do not, e.g. a checkpoint's kept inputs);
+**peak MiB**, the heap's peak above the start during forward+backward (sampled every
+1 ms); **step s**, the median training step. snetx's host-kernel buffer
 pool is off here (``SNETX_BUFFER_POOL=0``) so that every buffer is an allocation.
 With ``--device cuda`` the counts are ``torch.cuda``'s allocator's, SpikingJelly runs its
 ``cupy`` backend and snetx the ``snetx.cuend`` neurons.
@@ -41,7 +42,6 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _util import markdown_table  # noqa: E402
-from snetx import models  # noqa: E402
 from snetx.models import sew_resnet  # noqa: E402
 from snetx.models.vggsnn import LAYERS, VGGSNN  # noqa: E402
 from snetx.snn import memory  # noqa: E402

@@ -13,7 +13,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import memory
-
 from .surrogate import (  # noqa: F401  (re-exported)
     arc_tan,
     fast_sigmoid,
