@@ -45,16 +45,23 @@ def close(a, b, tol=1e-10):
 
 
 @pytest.mark.parametrize("build,shape", [
-    (lambda: sew("ADD"), (2, 3, 3, 32, 32)),
-    (lambda: sew("IAND"), (2, 3, 3, 32, 32)),
-    (vgg, (2, 3, 2, 16, 16)),
+    (lambda: sew("ADD"), (2, 2, 3, 32, 32)),
+    (lambda: sew("IAND"), (2, 2, 3, 32, 32)),
+    (vgg, (2, 2, 2, 16, 16)),
 ])  # fmt: skip
 def test_zoo_models_keep_a_third_and_give_the_plain_gradients(build, shape):
     x = torch.rand(shape, dtype=torch.float64) * 2
-    with memory.compact(False):
-        plain = sum(b for b, _ in saved(build(), x).values())
-    compact = saved(build(), x)
-    assert sum(b for b, _ in compact.values()) <= 0.4 * plain
+
+    def per_sample(on):
+        """Bytes kept per extra sample (batch 2 less batch 1): the activations, without
+        the per-feature constants (each neuron's decay row) that a tiny batch inflates."""
+        with memory.compact(on):
+            b2, b1 = (sum(b for b, _ in saved(build(), x[:n]).values()) for n in (2, 1))
+        return b2 - b1
+
+    # a conv-BN-neuron layer keeps 4 B + 1 bit instead of 12 B an element; a residual
+    # block's sums are kept as bytes, not bits
+    assert per_sample(True) <= 0.4 * per_sample(False)
     for a, b in zip(grads(build(), x, False), grads(build(), x, True)):
         assert close(a, b)
     wrapped = memory.checkpoint_layers(build())
