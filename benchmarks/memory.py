@@ -91,22 +91,8 @@ class PeakSampler:
 
 
 def saved_bytes(net, x):
-    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
-    params |= {b.untyped_storage().data_ptr() for b in net.buffers()}
-    params.add(x.untyped_storage().data_ptr())
-    seen = {}
-
-    def pack(t):
-        if t.device.type != "meta":
-            st = t.untyped_storage()
-            if st.data_ptr() not in params:
-                seen[st.data_ptr()] = st.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = net(x)
-    del out
-    return sum(seen.values())
+    kept = memory.saved_storages(lambda: net(x), (*net.parameters(), *net.buffers(), x))
+    return sum(b for b, _ in kept.values())
 
 
 def _allocated(x):

@@ -73,18 +73,7 @@ def test_packed_layers_give_bit_for_bit_the_plain_gradients():
 
 def saved_storages(net, x):
     """{storage: (bytes, dtype)} autograd keeps, parameters, buffers and input left out."""
-    skip = {t.untyped_storage().data_ptr() for t in (*net.parameters(), *net.buffers(), x)}
-    seen = {}
-
-    def pack(t):
-        st = t.untyped_storage()
-        if st.data_ptr() not in skip:
-            seen[st.data_ptr()] = (st.nbytes(), t.dtype)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        net(x)
-    return seen
+    return memory.saved_storages(lambda: net(x), (*net.parameters(), *net.buffers(), x))
 
 
 def test_a_conv_layer_keeps_its_norm_input_and_its_spike_input_as_bits():

@@ -20,18 +20,7 @@ def vgg():
 
 
 def saved(net, x):
-    skip = {t.untyped_storage().data_ptr() for t in (*net.parameters(), *net.buffers(), x)}
-    seen = {}
-
-    def pack(t):
-        st = t.untyped_storage()
-        if st.data_ptr() not in skip:
-            seen[st.data_ptr()] = (st.nbytes(), t.dtype)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        net(x)
-    return seen
+    return memory.saved_storages(lambda: net(x), (*net.parameters(), *net.buffers(), x))
 
 
 def grads(net, x, on=True):

@@ -73,6 +73,7 @@ __all__ = [
     "pack",
     "unpack",
     "PackedSpikes",
+    "saved_storages",
 ]
 
 _ENABLED = [os.environ.get("SNETX_COMPACT", "1") != "0"]
@@ -353,6 +354,23 @@ class _PackedPool(torch.autograd.Function):
         return torch.autograd.grad(out, x, g)[0], None, None
 
 
+def _stand_in(like):
+    """A broadcast empty scalar of the input's shape, dtype and device: the pools' aten
+    backwards read the input's sizes only."""
+    shape, dtype, device = like
+    return torch.empty((), dtype=dtype, device=device).expand(shape)
+
+
+def _window(m):
+    """A 2-d pool's kernel, stride, padding and dilation as lists of two."""
+
+    def pair(v):
+        return list(v) if isinstance(v, tuple) else [v, v]
+
+    return (pair(m.kernel_size), pair(m.stride or m.kernel_size), pair(m.padding),
+            pair(getattr(m, "dilation", 1)))  # fmt: skip
+
+
 class _AvgPool(torch.autograd.Function):
     """A 2-d average pool keeping nothing: its backward needs the input's shape only."""
 
@@ -366,13 +384,9 @@ class _AvgPool(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g):
         m = ctx.m
-        shape, dtype, device = ctx.like
-        # aten reads the input's sizes only: a broadcast empty scalar stands for it
-        like = torch.empty((), dtype=dtype, device=device).expand(shape)
-        pair = lambda v: list(v) if isinstance(v, tuple) else [v, v]  # noqa: E731
         gx = torch.ops.aten.avg_pool2d_backward(
-            g.contiguous(), like, pair(m.kernel_size), pair(m.stride or m.kernel_size),
-            pair(m.padding), m.ceil_mode, m.count_include_pad, m.divisor_override,
+            g.contiguous(), _stand_in(ctx.like), *_window(m)[:3], m.ceil_mode,
+            m.count_include_pad, m.divisor_override,
         )
         return gx, None
 
@@ -398,12 +412,8 @@ class _MaxPool(torch.autograd.Function):
     def backward(ctx, g):
         (idx,) = ctx.saved_tensors
         m = ctx.m
-        shape, dtype, device = ctx.like
-        like = torch.empty((), dtype=dtype, device=device).expand(shape)
-        pair = lambda v: list(v) if isinstance(v, tuple) else [v, v]  # noqa: E731
         gx = torch.ops.aten.max_pool2d_with_indices_backward(
-            g.contiguous(), like, pair(m.kernel_size), pair(m.stride or m.kernel_size),
-            pair(m.padding), pair(m.dilation), m.ceil_mode, idx.long(),
+            g.contiguous(), _stand_in(ctx.like), *_window(m), m.ceil_mode, idx.long()
         )
         return gx, None
 
@@ -479,6 +489,26 @@ def recipe(x):
 
 def _rebuild(eps, n, t):
     return lambda y, w, b, mean, var: _normalise(y, w, b, mean, var, eps).unflatten(0, (n, t))
+
+
+def saved_storages(run, exclude=()):
+    """``{storage address: (bytes, dtype)}`` of what autograd keeps for backward while
+    ``run()`` records a graph: the distinct storages of the tensors saved (through
+    ``torch.autograd.graph.saved_tensors_hooks``), less those of ``exclude`` (tensors:
+    the parameters, the input). For measuring, as the tests and benchmarks do."""
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    seen = {}
+
+    def keep(t):
+        if t.device.type != "meta":
+            st = t.untyped_storage()
+            if st.data_ptr() not in skip:
+                seen[st.data_ptr()] = (st.nbytes(), t.dtype)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        run()
+    return seen
 
 
 # ---- the dispatch Tosnn uses ---------------------------------------------------------------
