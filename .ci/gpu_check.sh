@@ -31,7 +31,7 @@ fi
 PYTHONPATH="$BENCH_PATH" timeout 130 python benchmarks/lif_gpu.py --max-log2 27 \
   --out "$OUT/lif_gpu.md" > "$OUT/lif_gpu.log" 2>&1
 echo "benchmark exit $?" >> "$OUT/lif_gpu.log"
-# training memory on the device (kept / peak torch.cuda bytes vs SpikingJelly's cupy backend)
+# training memory on the device (kept / peak torch.cuda bytes vs SpikingJelly's GPU kernels)
 PYTHONPATH="$BENCH_PATH" timeout 100 python benchmarks/memory.py --device cuda \
   > "$OUT/memory_gpu.md" 2>&1
 echo "memory benchmark exit $?" >> "$OUT/memory_gpu.md"

@@ -24,7 +24,7 @@ less after backward: it sees what the hooks do not, e.g. a checkpoint's kept inp
 1 ms); **step s**, the median training step. snetx's host-kernel buffer
 pool is off here (``SNETX_BUFFER_POOL=0``) so that every buffer is an allocation.
 With ``--device cuda`` the counts are ``torch.cuda``'s allocator's, SpikingJelly runs its
-``cupy`` backend and snetx the ``snetx.cuend`` neurons.
+own fused GPU kernels and snetx the ``snetx.cuend`` neurons.
 """
 
 import argparse
@@ -127,22 +127,22 @@ def peak_bytes(net, x):
 
 
 # ---- the networks ------------------------------------------------------------------------
-#: "torch" on the CPU, "cupy" (its fused CUDA kernels) on a GPU; snetx's cuend neurons
-SJ_BACKEND = ["torch"]
+#: the device of the run ("cuda": snetx's neurons are snetx.cuend's)
+DEVICE = ["cpu"]
 
 
 def sj_neuron():
     from spikingjelly.activation_based import neuron, surrogate
 
+    # SpikingJelly 2.0 picks its fused kernels on a GPU by itself
     return neuron.LIFNode(
         tau=1 / (1 - 1 / TAU), decay_input=False, v_threshold=1.0, v_reset=0.0,
         surrogate_function=surrogate.ATan(alpha=ALPHA), detach_reset=False, step_mode="m",
-        backend=SJ_BACKEND[0],
     )
 
 
 def snetx_neuron():
-    if SJ_BACKEND[0] == "cupy":
+    if DEVICE[0] == "cuda":
         from snetx.cuend.neuron import LIF
 
         return LIF
@@ -273,12 +273,11 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--quick", action="store_true", help="T=4 only, one repeat")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                   help="cuda: torch.cuda's allocator counts, SpikingJelly's cupy backend "
+                   help="cuda: torch.cuda's allocator counts, SpikingJelly's GPU kernels "
                         "and snetx.cuend's neurons")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.device == "cuda":
-        SJ_BACKEND[0] = "cupy"
+    DEVICE[0] = args.device
     Ts, repeats = ([4], 1) if args.quick else (args.T, args.repeats)
     for name in args.models:
         table = []
