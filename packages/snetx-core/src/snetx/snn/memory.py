@@ -4,11 +4,13 @@ A spiking conv layer ``Tosnn(conv -> BatchNorm) -> neuron`` would keep, per elem
 conv's input (spikes, 0 or 1, stored as float), the BatchNorm's input and the neuron's
 input. snetx keeps less, by default and exactly:
 
-- **Packed inputs.** A convolution, linear layer or max pool whose input holds only
-  small multiples of a power of two (spikes; the sum of a residual block's spikes; a 2x2
-  average of spikes) keeps it as codes: one bit per element for 0/1, one byte otherwise.
-  The backward restores the very same floats, so gradients are bit for bit those of the
-  plain layer.
+- **Packed inputs.** A convolution or linear layer whose input is known (by a
+  :func:`mark`: neurons mark their spikes; pools, ``Flatten`` and the SEW connections
+  pass marks on) to hold only small multiples of a power of two (spikes; the sum of a
+  residual block's spikes; a 2x2 average of spikes) keeps it as codes: one bit per
+  element for 0/1, one byte otherwise. The backward restores the very same floats, so
+  gradients are bit for bit those of the plain layer. Average pools keep nothing, max
+  pools int16 indices (autograd would keep their float input and int64 indices).
 - **One tensor for BatchNorm and the neuron.** A BatchNorm (training mode) at the end of
   a :class:`~snetx.snn.algorithm.Tosnn` keeps its input ``y`` (as ``nn.BatchNorm2d``
   does) and the neuron that reads its output recomputes that output from ``y`` in its
@@ -17,13 +19,15 @@ input. snetx keeps less, by default and exactly:
 
 Both happen inside :class:`~snetx.snn.algorithm.Tosnn` (which every model of the zoo and
 ``snetx-train`` uses), in eager mode with gradients on; a module with hooks, a subclass,
-``torch.compile`` (which plans its own saving) and evaluation run the plain modules.
+``torch.compile`` (which plans its own saving), autocast and evaluation run the plain
+modules.
 :func:`compact` switches it off (``SNETX_COMPACT=0`` in the environment, for a whole
 process), e.g. for a double backward, which the compact layers refuse.
 
-For still less, :func:`checkpoint` keeps only a module's (packed) input and recomputes
-the rest in backward, and ``checkpoint(..., chunk=K)`` runs a sequence ``K`` time steps at
-a time, handing the neurons' state over between chunks.
+For still less, :class:`Checkpoint` keeps only a module's (packed) input and recomputes
+the rest in backward, ``Checkpoint(..., chunk=K)`` runs a sequence ``K`` time steps at a
+time, handing the neurons' state over between chunks, and :func:`checkpoint_layers` does
+it for every layer and block of a model.
 
 :func:`packed_spikes` (a context) applies the packing to every tensor saved within it.
 
