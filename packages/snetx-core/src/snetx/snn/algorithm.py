@@ -68,7 +68,7 @@ class Tosnn(nn.Module):
         # closing BatchNorm and the neuron that reads it
         if not memory.active(x):
             return self.module(x.flatten(0, 1)).unflatten(0, (n, t))
-        out, c, r = memory.per_frame(self.module, x.flatten(0, 1), memory.codes(x))
+        out, c, r = memory.per_frame(self.module, x.flatten(0, 1), memory.codes(x), x)
         return memory.tag(out.unflatten(0, (n, t)), c, r, n, t)
 
 

@@ -554,9 +554,24 @@ def _pool_codes(m, c):
     return (scale, top) if area & (area - 1) == 0 and top <= 255 else None
 
 
-def _one(m, x, c, last):
+_PACKED = "_snetx_packed"
+
+
+def _shared_pack(owner, x, c):
+    """``x`` (a flat view of ``owner``) packed once for every layer that reads ``owner``
+    (a residual block's input feeds its branch and its shortcut): the packed copy hangs
+    on ``owner`` while ``owner`` is unchanged."""
+    kept = getattr(owner, _PACKED, None)
+    if kept is not None and kept[0] == owner._version and kept[1].shape == x.shape:
+        return kept[1]
+    p = encode_known(x, *c)
+    setattr(owner, _PACKED, (owner._version, p))
+    return p
+
+
+def _one(m, x, c, last, owner=None):
     """``(m(x), codes of the output, recipe)`` with compact saving where ``m`` allows it;
-    ``c`` the input's codes."""
+    ``c`` the input's codes, ``owner`` the tensor ``x`` is a view of (or None)."""
     kind = type(m)
     if _hooked(m):
         return m(x), None, None
@@ -568,7 +583,8 @@ def _one(m, x, c, last):
             isinstance(m.padding, str) or m.padding_mode != "zeros"
         ):
             return m(x), None, None
-        return _PackedInput.apply(x, m.weight, m.bias, m, encode_known(x, *c)), None, None
+        p = encode_known(x, *c) if owner is None else _shared_pack(owner, x, c)
+        return _PackedInput.apply(x, m.weight, m.bias, m, p), None, None
     if kind is nn.AvgPool2d:
         if not x.requires_grad or x.dim() != 4:
             return m(x), _pool_codes(m, c), None
@@ -591,18 +607,20 @@ def _one(m, x, c, last):
     return m(x), None, None
 
 
-def per_frame(module, x, c=None):
+def per_frame(module, x, c=None, owner=None):
     """``(module(x), codes, recipe)`` for :class:`~snetx.snn.algorithm.Tosnn`: ``module``
     (or each part of an ``nn.Sequential``) run with compact saving where it applies;
-    ``c`` the :func:`codes` of ``x``. ``codes`` are the output's (a pool of spikes), the
-    recipe ``(y, weight, bias, eps)`` when the output is a compact BatchNorm's."""
+    ``c`` the :func:`codes` of ``x``, ``owner`` the tensor ``x`` flattens (its packed
+    copy is shared by the layers that read it). ``codes`` are the output's (a pool of
+    spikes), the recipe ``(y, weight, bias, mean, var, eps)`` when the output is a
+    compact BatchNorm's."""
     if not active(x):
         return module(x), None, None
     if type(module) is not nn.Sequential or _hooked(module):
-        return _one(module, x, c, True)
+        return _one(module, x, c, True, owner)
     parts, r = list(module), None
     for i, m in enumerate(parts):
-        x, c, r = _one(m, x, c, i == len(parts) - 1)
+        x, c, r = _one(m, x, c, i == len(parts) - 1, owner if i == 0 else None)
     return x, c, r
 
 
