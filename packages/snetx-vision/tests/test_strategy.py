@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from snetx.train import main
 from snetx.train.export import main as export
@@ -54,14 +55,21 @@ def test_fsdp_trains_as_ddp_and_checkpoints_cross_strategies(tmp_path):
     assert digests[0] == digests[1] == reference[0]
     nir_file = tmp_path / "m.nir"
     assert export(["--checkpoint", str(fsdp / "checkpoint.pt"), "--out", str(nir_file)]) == 0
-    # every layer checkpointed (recomputed in backward under FSDP's sharding): the same
-    # parameters after an epoch, bit for bit, under the model's own names
-    ckpt = tmp_path / "fsdp-checkpoint"
+
+
+@pytest.mark.slow
+def test_fsdp_with_every_layer_checkpointed_trains_as_ddp(tmp_path):
+    """--memory checkpoint under FSDP (each layer recomputed in backward while the
+    parameters are sharded): an epoch ends with DDP's compact run's parameters, bit for
+    bit, under the model's own names."""
+    ddp, ckpt = tmp_path / "ddp", tmp_path / "fsdp-checkpoint"
+    torchrun("--epochs", "1", "--strategy", "ddp", "--out", str(ddp))
     torchrun("--epochs", "1", "--strategy", "fsdp", "--memory", "checkpoint", "--out", str(ckpt))
+    a = torch.load(ddp / "checkpoint.pt", weights_only=True)
     c = torch.load(ckpt / "checkpoint.pt", weights_only=True)
-    assert c["model"].keys() == b["model"].keys()
+    assert c["model"].keys() == a["model"].keys()
     for k in c["model"]:
-        torch.testing.assert_close(c["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
+        torch.testing.assert_close(c["model"][k], a["model"][k], rtol=0, atol=0, msg=k)
 
 
 def test_strategy_none_is_refused_under_torchrun(tmp_path, capsys, monkeypatch):

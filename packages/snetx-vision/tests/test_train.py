@@ -57,7 +57,6 @@ def test_short_run_learns_and_writes_files(tmp_path):
         ["--surrogate", "triangle", "--alpha", "2", "--tau", "1.5", "--workers", "1"],
         ["--amp"],  # bf16 on the CPU (with 11 steps of batch 128, BatchNorm statistics lag)
         ["--memory", "checkpoint"],  # each layer recomputed in backward
-        ["--memory", "plain"],
     ],
 )
 def test_option_combinations_train(tmp_path, opts):
