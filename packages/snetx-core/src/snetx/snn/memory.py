@@ -534,6 +534,7 @@ def active(x):
         and (torch.is_grad_enabled() or _IN_CHECKPOINT[0])
         and x.device.type in ("cpu", "cuda")
         and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()  # a trace records the torch modules, not ours
         # autocast casts inside the layers; their backward would see the uncast tensors
         and not torch.is_autocast_enabled(x.device.type)
     )
