@@ -259,3 +259,29 @@ def test_torch_compile_runs_the_plain_modules_with_the_same_gradients():
     torch.compile(compiled)(x).square().sum().backward()
     for a, b in zip(eager.parameters(), compiled.parameters()):
         assert close(a.grad, b.grad, 1e-5)
+
+
+def test_spike_matmul_keeps_marked_operands_packed_with_the_plain_gradients():
+    """A spiking attention's q @ k^T and (q k^T) @ v: transposed views of marked spikes
+    stay marked, are kept as bits (the counts q k^T as bytes), gradients are exact."""
+    torch.manual_seed(0)
+    lif = neuron.LIF()
+    x = (torch.rand(2, 3, 16, 8, dtype=torch.float64) * 3).requires_grad_()
+    w = torch.randn(2, 3, 16, 8, dtype=torch.float64, requires_grad=True)
+
+    def attention(on):
+        with memory.compact(on):
+            q = lif(x)
+            k, v = q.transpose(-2, -1), lif(x * 0.7)
+            return memory.spike_matmul(memory.spike_matmul(q, k), v) * w
+
+    grads = []
+    for on in (False, True):
+        out = attention(on)
+        grads.append(torch.autograd.grad(out.sum(), (x, w)))
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)
+    kept = memory.saved_storages(lambda: attention(True), (x, w))
+    small = {b for b, _ in kept.values()}
+    assert 2 * 3 * 16 * 8 // 8 in small  # q as bits
+    assert 2 * 3 * 16 * 16 in small  # the counts q k^T (0..8) as bytes

@@ -69,6 +69,7 @@ __all__ = [
     "mark_sum",
     "mark_product",
     "spike_and",
+    "spike_matmul",
     "checkpoint",
     "Checkpoint",
     "checkpoint_layers",
@@ -179,6 +180,11 @@ def mark(t, scale=1.0, top=1):
     # (inference tensors have no version counter, and no backward to keep anything for)
     if top <= 255 and not (torch.compiler.is_compiling() or t.is_inference()):
         setattr(t, _CODES, (t._version, float(scale), int(top)))
+        base = t._base
+        if base is not None and base.numel() == t.numel() and base.dtype == t.dtype:
+            # t is all of its base (e.g. an autograd output's view): other views of that
+            # base (transposes, reshapes) hold the same values
+            setattr(base, _CODES, (t._version, float(scale), int(top)))
     return t
 
 
@@ -188,6 +194,8 @@ def codes(t):
     if torch.compiler.is_compiling():
         return None
     c = getattr(t, _CODES, None)
+    if c is None and t._base is not None and t._base.dtype == t.dtype:
+        c = getattr(t._base, _CODES, None)  # a view (reshape, transpose, slice) of spikes
     return None if c is None or c[0] != t._version else c[1:]
 
 
@@ -222,8 +230,7 @@ class _SpikeAnd(torch.autograd.Function):
     def backward(ctx, g):
         bits_a, bits_s = ctx.saved_tensors
         pa, ps = ctx.pa, ctx.ps
-        a = decode(PackedSpikes(bits_a, pa.shape, pa.dtype, pa.numel, pa.scale))
-        s = decode(PackedSpikes(bits_s, ps.shape, ps.dtype, ps.numel, ps.scale))
+        a, s = decode(_repack(bits_a, pa)), decode(_repack(bits_s, ps))
         if ctx.invert:
             return g * (1.0 - s), -(g * a), None, None, None
         return g * s, g * a, None, None, None
@@ -239,6 +246,47 @@ def spike_and(a, s, invert=False):
         return mark_product(a * (1.0 - s) if invert else a * s, a, s)
     out = _SpikeAnd.apply(a, s, invert, encode_known(a, *ca), encode_known(s, *cs))
     return mark(out, *ca)
+
+
+class _SpikeMatmul(torch.autograd.Function):
+    """``a @ b`` (same batch shape) keeping the marked operands packed."""
+
+    @staticmethod
+    def forward(ctx, a, b, pa, pb):
+        ctx.pa, ctx.pb = pa, pb
+        ctx.save_for_backward(a if pa is None else pa.bits, b if pb is None else pb.bits)
+        return a @ b
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        ka, kb = ctx.saved_tensors
+        a = ka if ctx.pa is None else decode(_repack(ka, ctx.pa))
+        b = kb if ctx.pb is None else decode(_repack(kb, ctx.pb))
+        ga = g @ b.transpose(-2, -1) if ctx.needs_input_grad[0] else None
+        gb = a.transpose(-2, -1) @ g if ctx.needs_input_grad[1] else None
+        return ga, gb, None, None
+
+
+def _repack(bits, p):
+    return PackedSpikes(bits, p.shape, p.dtype, p.numel, p.scale)
+
+
+def spike_matmul(a, b):
+    """``a @ b`` keeping a marked operand (spikes, see :func:`mark`) packed for backward:
+    a spiking attention's ``q @ k^T`` and ``(q k^T) @ v``. Plain ``a @ b`` when neither
+    is marked, when the batch shapes differ (broadcasting) or when compact saving is
+    off."""
+    ca, cb = codes(a), codes(b)
+    if not ((ca or cb) and active(a) and a.dim() == b.dim() >= 2
+            and a.shape[:-2] == b.shape[:-2] and (a.requires_grad or b.requires_grad)):
+        return a @ b
+    pa = encode_known(a, *ca) if ca else None
+    pb = encode_known(b, *cb) if cb else None
+    out = _SpikeMatmul.apply(a, b, pa, pb)
+    if ca and cb and ca[0] == cb[0] == 1.0 and ca[1] * cb[1] * a.shape[-1] <= 255:
+        mark(out, 1.0, ca[1] * cb[1] * a.shape[-1])  # counts of coincident spikes
+    return out
 
 
 def decode(p):
@@ -331,7 +379,7 @@ class _PackedInput(torch.autograd.Function):
     def backward(ctx, g):
         bits, w = ctx.saved_tensors
         p = ctx.p
-        x = decode(PackedSpikes(bits, p.shape, p.dtype, p.numel, p.scale))
+        x = decode(_repack(bits, p))
         gx, gw, gb = ctx.bwd(ctx.m, g.contiguous(), x, w, ctx.needs_input_grad[:3])
         return gx, gw, gb, None, None
 
@@ -352,7 +400,7 @@ class _PackedPool(torch.autograd.Function):
     def backward(ctx, g):
         (bits,) = ctx.saved_tensors
         p = ctx.p
-        x = decode(PackedSpikes(bits, p.shape, p.dtype, p.numel, p.scale)).requires_grad_()
+        x = decode(_repack(bits, p)).requires_grad_()
         with torch.enable_grad():
             out = ctx.m(x)
         return torch.autograd.grad(out, x, g)[0], None, None
@@ -672,7 +720,7 @@ class _Segment(torch.autograd.Function):
         kept, *states = ctx.saved_tensors
         p = ctx.p
         if p is not None:
-            x = decode(PackedSpikes(kept, p.shape, p.dtype, p.numel, p.scale))
+            x = decode(_repack(kept, p))
         else:
             x = kept.detach()
         x.requires_grad_(ctx.needs_input_grad[0])
