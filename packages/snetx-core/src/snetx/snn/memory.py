@@ -9,8 +9,9 @@ input. snetx keeps less, by default and exactly:
   pass marks on) to hold only small multiples of a power of two (spikes; the sum of a
   residual block's spikes; a 2x2 average of spikes) keeps it as codes: one bit per
   element for 0/1, one byte otherwise. The backward restores the very same floats, so
-  gradients are bit for bit those of the plain layer. Average pools keep nothing, max
-  pools int16 indices (autograd would keep their float input and int64 indices).
+  gradients are bit for bit those of the plain layer. So does a spiking attention's
+  matrix product (:func:`spike_matmul`). Average pools keep nothing, max pools int16
+  indices (autograd would keep their float input and int64 indices).
 - **One tensor for BatchNorm and the neuron.** A BatchNorm (training mode) at the end of
   a :class:`~snetx.snn.algorithm.Tosnn` keeps its input ``y`` (as ``nn.BatchNorm2d``
   does) and the neuron that reads its output recomputes that output from ``y`` in its
