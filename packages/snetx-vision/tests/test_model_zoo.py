@@ -180,9 +180,9 @@ def test_neuron_factory_plugs_in_plif_and_soft_reset():
 
 
 # one of each kind of block (the 34-layer networks repeat the 18-layer ones' blocks; they
-# are built and run by the builder test)
+# are built and run by the builder test); the 128x128 event network (9 s) under `slow`
 @pytest.mark.parametrize("name", ["resnet19", "sew_resnet18", "sew_resnet50", "ms_resnet18",
-                                  "sew_wide7b"])  # fmt: skip
+                                  pytest.param("sew_wide7b", marks=pytest.mark.slow)])  # fmt: skip
 def test_a_few_steps_on_synthetic_cifar_shaped_data_reduce_the_loss(name):
     torch.manual_seed(0)
     events = name == "sew_wide7b"
