@@ -4,6 +4,7 @@ import statistics
 import time
 
 import torch
+from snetx.snn import memory
 
 
 def median_time(fn, repeats=7, warmup=2, sync=None):
@@ -21,22 +22,11 @@ def median_time(fn, repeats=7, warmup=2, sync=None):
     return statistics.median(times)
 
 
-def saved_bytes(forward, x):
-    """Bytes of the distinct storages autograd keeps for backward while running forward(x)."""
-    seen = {}
-
-    def pack(t):
-        if t.device.type != "meta":
-            storage = t.untyped_storage()
-            seen[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = forward(x)
-    # the input itself is not an extra cost of the neuron
-    seen.pop(x.untyped_storage().data_ptr(), None)
-    del out
-    return sum(seen.values())
+def saved_bytes(forward, x, exclude=()):
+    """Bytes of the distinct storages autograd keeps for backward while running forward(x),
+    less the input's (not an extra cost of what runs on it) and those of ``exclude``."""
+    kept = memory.saved_storages(lambda: forward(x), (x, *exclude))
+    return sum(b for b, _ in kept.values())
 
 
 def copy_bandwidth(numel=1 << 26, device="cpu", repeats=5):

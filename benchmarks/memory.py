@@ -41,7 +41,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import markdown_table  # noqa: E402
+from _util import markdown_table, saved_bytes  # noqa: E402
 from snetx.models import sew_resnet  # noqa: E402
 from snetx.models.vggsnn import LAYERS, VGGSNN  # noqa: E402
 from snetx.snn import memory  # noqa: E402
@@ -88,11 +88,6 @@ class PeakSampler:
     def __exit__(self, *exc):
         self._stop = True
         self._t.join()
-
-
-def saved_bytes(net, x):
-    kept = memory.saved_storages(lambda: net(x), (*net.parameters(), *net.buffers(), x))
-    return sum(b for b, _ in kept.values())
 
 
 def _allocated(x):
@@ -258,7 +253,9 @@ def run(name, T, repeats, device="cpu"):
             continue
         net(x).sum().backward()  # warm-up: kernels built, buffers touched
         rows[label] = [
-            saved_bytes(net, x) / 2**20, kept_bytes(net, x) / 2**20, peak_bytes(net, x) / 2**20,
+            saved_bytes(net, x, (*net.parameters(), *net.buffers())) / 2**20,
+            kept_bytes(net, x) / 2**20,
+            peak_bytes(net, x) / 2**20,
             median_step(net, x, repeats),
         ]
         del net

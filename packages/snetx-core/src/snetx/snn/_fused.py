@@ -271,18 +271,13 @@ class Fused(torch.autograd.Function):
         # the input itself, not h: the backward recomputes the steps from it (in cache on
         # the host kernel), and a double backward can name what it passes through; or,
         # for a compact BatchNorm's output, what that BatchNorm keeps anyway
-        r = memory.recipe(x)
-        ctx.rebuild = None if r is None else r[1]
-        ctx.save_for_backward(x if r is None else None, st0, kf, *(() if r is None else r[0]))
+        memory.save_input(ctx, x, st0, kf)
         ctx.rule, ctx.shape = rule, x.shape
         return spikes.view(x.shape), st_last
 
     @staticmethod
     def backward(ctx, grad_s, grad_stlast):
-        x, st0, kf, *kept = ctx.saved_tensors
-        if ctx.rebuild is not None:
-            with torch.no_grad():
-                x = ctx.rebuild(*kept)
+        x, st0, kf = memory.saved_input(ctx)
         rule = ctx.rule
         if grad_s is None:
             grad_s = torch.zeros(ctx.shape, dtype=x.dtype, device=x.device)

@@ -66,8 +66,6 @@ class Tosnn(nn.Module):
         n, t = x.shape[:2]
         # compact saving (see snetx.snn.memory): packed spike inputs, one tensor for a
         # closing BatchNorm and the neuron that reads it
-        if not memory.active(x):
-            return self.module(x.flatten(0, 1)).unflatten(0, (n, t))
         out, c, r = memory.per_frame(self.module, x.flatten(0, 1), memory.codes(x), x)
         return memory.tag(out.unflatten(0, (n, t)), c, r, n, t)
 

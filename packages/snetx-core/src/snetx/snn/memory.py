@@ -64,6 +64,8 @@ __all__ = [
     "enabled",
     "per_frame",
     "recipe",
+    "save_input",
+    "saved_input",
     "active",
     "mark",
     "codes",
@@ -179,7 +181,8 @@ def mark(t, scale=1.0, top=1):
     the defaults). Producers call it (neurons, pools, residual connections); a layer that
     reads a marked tensor keeps it packed. Returns ``t``."""
     # (inference tensors have no version counter, and no backward to keep anything for)
-    if top <= 255 and not (torch.compiler.is_compiling() or t.is_inference()):
+    tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()
+    if top <= 255 and not (tracing or t.is_inference()):
         setattr(t, _CODES, (t._version, float(scale), int(top)))
         base = t._base
         if base is not None and base.numel() == t.numel() and base.dtype == t.dtype:
@@ -231,7 +234,7 @@ class _SpikeAnd(torch.autograd.Function):
     def backward(ctx, g):
         bits_a, bits_s = ctx.saved_tensors
         pa, ps = ctx.pa, ctx.ps
-        a, s = decode(_repack(bits_a, pa)), decode(_repack(bits_s, ps))
+        a, s = _restore(bits_a, pa), _restore(bits_s, ps)
         if ctx.invert:
             return g * (1.0 - s), -(g * a), None, None, None
         return g * s, g * a, None, None, None
@@ -262,15 +265,16 @@ class _SpikeMatmul(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g):
         ka, kb = ctx.saved_tensors
-        a = ka if ctx.pa is None else decode(_repack(ka, ctx.pa))
-        b = kb if ctx.pb is None else decode(_repack(kb, ctx.pb))
+        a, b = _restore(ka, ctx.pa), _restore(kb, ctx.pb)
         ga = g @ b.transpose(-2, -1) if ctx.needs_input_grad[0] else None
         gb = a.transpose(-2, -1) @ g if ctx.needs_input_grad[1] else None
         return ga, gb, None, None
 
 
-def _repack(bits, p):
-    return PackedSpikes(bits, p.shape, p.dtype, p.numel, p.scale)
+def _restore(kept, p):
+    """A saved tensor back: ``kept`` itself when ``p`` is None, else the tensor the
+    :class:`PackedSpikes` ``p`` (whose bits autograd kept as ``kept``) stands for."""
+    return kept if p is None else decode(PackedSpikes(kept, p.shape, p.dtype, p.numel, p.scale))
 
 
 def spike_matmul(a, b):
@@ -380,7 +384,7 @@ class _PackedInput(torch.autograd.Function):
     def backward(ctx, g):
         bits, w = ctx.saved_tensors
         p = ctx.p
-        x = decode(_repack(bits, p))
+        x = _restore(bits, p)
         gx, gw, gb = ctx.bwd(ctx.m, g.contiguous(), x, w, ctx.needs_input_grad[:3])
         return gx, gw, gb, None, None
 
@@ -401,7 +405,7 @@ class _PackedPool(torch.autograd.Function):
     def backward(ctx, g):
         (bits,) = ctx.saved_tensors
         p = ctx.p
-        x = decode(_repack(bits, p)).requires_grad_()
+        x = _restore(bits, p).requires_grad_()
         with torch.enable_grad():
             out = ctx.m(x)
         return torch.autograd.grad(out, x, g)[0], None, None
@@ -538,6 +542,26 @@ def recipe(x):
     if r is None or r[0] != x._version:
         return None
     return r[1], r[2]
+
+
+def save_input(ctx, x, *others):
+    """``ctx.save_for_backward(x, *others)`` for a neuron, or, when ``x`` is a compact
+    BatchNorm's output (:func:`recipe`), what that BatchNorm keeps in place of ``x``.
+    :func:`saved_input` gives them back."""
+    r = recipe(x)
+    ctx.snetx_rebuild, ctx.snetx_others = (None if r is None else r[1]), len(others)
+    ctx.save_for_backward(x if r is None else None, *others, *(() if r is None else r[0]))
+
+
+def saved_input(ctx):
+    """``(x, *others)`` as :func:`save_input` was given them (``x`` recomputed, bit for
+    bit, when its recipe was kept)."""
+    x, *rest = ctx.saved_tensors
+    others, kept = rest[: ctx.snetx_others], rest[ctx.snetx_others :]
+    if ctx.snetx_rebuild is not None:
+        with torch.no_grad():
+            x = ctx.snetx_rebuild(*kept)
+    return (x, *others)
 
 
 def _rebuild(eps, n, t):
@@ -720,11 +744,7 @@ class _Segment(torch.autograd.Function):
     def backward(ctx, g_out, *g_final):
         kept, *states = ctx.saved_tensors
         p = ctx.p
-        if p is not None:
-            x = decode(_repack(kept, p))
-        else:
-            x = kept.detach()
-        x.requires_grad_(ctx.needs_input_grad[0])
+        x = _restore(kept, p).detach().requires_grad_(ctx.needs_input_grad[0])
         states = [s.detach().requires_grad_(s.is_floating_point()) for s in states]
         devices = [x.device] if ctx.cuda_rng is not None else []
         with torch.random.fork_rng(devices=devices), torch.enable_grad():

@@ -198,18 +198,13 @@ def _setup_context(ctx, inputs, output):
     # x (kept alive by autograd anyway) and the checkpoints (STATES/CHUNK of its
     # elements): the backward recomputes the steps instead of reading saved ones; or,
     # for a compact BatchNorm's output, what that BatchNorm keeps anyway
-    r = memory.recipe(x)
-    ctx.rebuild = None if r is None else r[1]
-    ctx.save_for_backward(x if r is None else None, output[1], st0, kf, *(r[0] if r else ()))
+    memory.save_input(ctx, x, output[1], st0, kf)
     ctx.name, ctx.params = name, inputs[4:]
     ctx.dtypes = (None if st0 is None else st0.dtype, kf.dtype)
 
 
 def _backward(ctx, grad_s, grad_ckpt, grad_stlast):
-    x, ckpt, st0, kf, *kept = ctx.saved_tensors
-    if ctx.rebuild is not None:
-        with torch.no_grad():
-            x = ctx.rebuild(*kept)
+    x, ckpt, st0, kf = memory.saved_input(ctx)
     want_st0 = st0 is not None and ctx.needs_input_grad[2]
     want_k = ctx.needs_input_grad[3]
     if grad_s is None:
