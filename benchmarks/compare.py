@@ -271,6 +271,69 @@ def lif_rows(libs, repeats, shapes, bandwidth, records):
     return table, notes
 
 
+def kernel_rows(repeats, shapes, bandwidth, records, evict_mib=512):
+    """The host kernels alone (called through ctypes on buffers allocated once, arctan, hard
+    reset), with the caches emptied before each call by writing ``evict_mib`` MiB: what
+    the kernels cost on data in memory, apart from what the library adds around them
+    (Python, autograd, allocation) in the interleaved rows above."""
+    import ctypes
+
+    lib = _host_kernel.load()
+    fwd, bwd = lib.snetx_lif_forward_f32, lib.snetx_lif_backward_f32
+    junk = torch.zeros(evict_mib << 18)
+    consts = (ctypes.c_float * 4)(1.0, 0.0, 0.0, 0.0)
+    threads, rows = torch.get_num_threads(), []
+    for shape in shapes:
+        n_, t_, d = shape
+        x, gs = torch.rand(shape) * 1.5, torch.randn(shape)
+        s, gx, k = torch.empty_like(x), torch.empty_like(x), torch.full((1, d), 1 / TAU)
+        ptr = [ctypes.c_void_p(v.data_ptr()) for v in (x, s, gs, gx, k)]
+        px, ps, pgs, pgx, pk = ptr
+        times = {"forward": [], "backward": []}
+        for _ in range(repeats + 1):  # the first call of each is a warm-up
+            junk.add_(1)
+            t0 = time.perf_counter()
+            fwd(px, ps, None, None, pk, consts, n_, t_, d, 0, threads)
+            times["forward"].append(time.perf_counter() - t0)
+            junk.add_(1)
+            t0 = time.perf_counter()
+            bwd(px, pgs, pgx, None, None, pk, None, None, consts, n_, t_, d, ALPHA, 0, 0, 0,
+                threads)  # fmt: skip
+            times["backward"].append(time.perf_counter() - t0)
+        f, b = (quantile(sorted(times[w][1:]), 0.5) for w in ("forward", "backward"))
+        n = x.numel()
+        roofline = 20 * n / bandwidth
+        records.append(
+            {
+                "shape": "x".join(map(str, shape)),
+                "forward_ms": round(f * 1e3, 2),
+                "backward_ms": round(b * 1e3, 2),
+                "vs_roofline": round((f + b) / roofline, 3),
+            }
+        )
+        rows.append(
+            [
+                "x".join(map(str, shape)),
+                f"{f * 1e3:.2f}",
+                f"{8 * n / f / 1e9:.1f}",
+                f"{b * 1e3:.2f}",
+                f"{12 * n / b / 1e9:.1f}",
+                f"{(f + b) / roofline:.2f}x",
+            ]
+        )
+    return markdown_table(
+        [
+            "N x T x D",
+            "forward ms",
+            "forward GB/s (8 B/elem)",
+            "backward ms",
+            "backward GB/s (12 B/elem)",
+            "fwd+bwd vs roofline",
+        ],
+        rows,
+    )
+
+
 def t_sweep(libs, repeats, nd=(16, 16384)):
     rows = []
     for T in (4, 8, 16, 32, 64):
@@ -379,6 +442,14 @@ def run(argv=None):
         *(f"- {n}" for n in notes),
         "",
     ]
+    data["kernel_cpu"] = []
+    if _host_kernel.available():
+        out += [
+            "### The host kernels alone, data not in cache (LIF, arctan)",
+            "",
+            kernel_rows(args.repeats, shapes, bandwidth, data["kernel_cpu"]),
+            "",
+        ]
     if not args.quick:
         out += [
             "### Cost per time step as T grows (N x D = 16 x 16384)",

@@ -3,9 +3,10 @@
 
 The JSON holds ``meta`` (date, machine, versions, threads, copy bandwidth, allocator),
 ``lif_cpu`` (one record per shape and library: ``shape``, ``library``, ``ms``,
-``vs_fastest_snetx``, ``vs_roofline``, ``saved_mib``) and ``train_step`` (``library``,
-``ms``, ``images_per_s``, ``vs_snetx``). Charts read these fields by name, never by
-parsing Markdown.
+``vs_fastest_snetx``, ``vs_roofline``, ``saved_mib``), ``kernel_cpu`` (the host kernels
+alone, per shape: ``shape``, ``forward_ms``, ``backward_ms``, ``vs_roofline``) and
+``train_step`` (``library``, ``ms``, ``images_per_s``, ``vs_snetx``). Charts read these
+fields by name, never by parsing Markdown.
 """
 
 import json
