@@ -15,7 +15,6 @@
 // (benchmarks/RESULTS.md).
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -241,31 +240,21 @@ void backward(const Call<S> a) {
         }
         gather(g_st, a.g_stlast, NS, n, a.N, a.F, f0, len);
         gather(g_k, static_cast<const S*>(nullptr), ND, 0, 1, a.F, f0, len);  // zeros
-        // the reverse pass, with the decays' gradient only when it is wanted (a learned
-        // decay): without, the loop saves a load, a multiply-add and a store per element
-        auto reverse = [&](auto want_k) {
-            const bool K = decltype(want_k)::value;
-            for (int64_t t = a.T - 1; t >= 0; --t) {
-                const int64_t o = (n * a.T + t) * a.F + f0;
-                const S* b = buf + t * W * len;
-                if (next >= 0) prefetch(a.x + next + t * a.F, len);
-                for (int64_t i = 0; i < len; ++i) {
-                    S pre[NS], kv[ND], gv[NS], gk[ND];
-                    for (int j = 0; j < NS; ++j) pre[j] = b[j * len + i], gv[j] = g_st[j][i];
-                    for (int d = 0; d < ND; ++d) kv[d] = k[d][i], gk[d] = K ? g_k[d][i] : S(0);
-                    gx[i] = Nr::template grad_step<SG, DETACH, SOFT>(
-                        pre, b[NS * len + i], kv, c, a.alpha, a.gs[o + i], gv, gk);
-                    for (int j = 0; j < NS; ++j) g_st[j][i] = gv[j];
-                    if (K)
-                        for (int d = 0; d < ND; ++d) g_k[d][i] = gk[d];
-                }
-                stream_out(a.gx + o, gx, len, stream);
+        for (int64_t t = a.T - 1; t >= 0; --t) {
+            const int64_t o = (n * a.T + t) * a.F + f0;
+            const S* b = buf + t * W * len;
+            if (next >= 0) prefetch(a.x + next + t * a.F, len);
+            for (int64_t i = 0; i < len; ++i) {
+                S pre[NS], kv[ND], gv[NS], gk[ND];
+                for (int j = 0; j < NS; ++j) pre[j] = b[j * len + i], gv[j] = g_st[j][i];
+                for (int d = 0; d < ND; ++d) kv[d] = k[d][i], gk[d] = g_k[d][i];
+                gx[i] = Nr::template grad_step<SG, DETACH, SOFT>(pre, b[NS * len + i], kv, c,
+                                                                 a.alpha, a.gs[o + i], gv, gk);
+                for (int j = 0; j < NS; ++j) g_st[j][i] = gv[j];
+                for (int d = 0; d < ND; ++d) g_k[d][i] = gk[d];
             }
-        };
-        if (a.g_k)
-            reverse(std::true_type());
-        else
-            reverse(std::false_type());
+            stream_out(a.gx + o, gx, len, stream);
+        }
         scatter(a.g_st0, g_st, NS, n, a.N, a.F, f0, len);
         scatter(a.g_k, g_k, ND, n, a.N, a.F, f0, len);
         stream_fence();
