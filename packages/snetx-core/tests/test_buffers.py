@@ -46,13 +46,24 @@ def test_release_returns_free_buffers_and_keeps_used_ones():
     del tmp
     assert len(_buffers._buffers) == 2
     _buffers.release()
-    assert len(_buffers._buffers) == 1 and _ptr(held) == _buffers._buffers[0][0].ctypes.data
+    base = _buffers._buffers[0][0].ctypes.data
+    assert len(_buffers._buffers) == 1 and base <= _ptr(held) < base + _buffers.ALIGN
+
+
+def test_pooled_outputs_start_on_a_cache_line_like_torch_s_own():
+    # NumPy's large arrays start 16 bytes into a page; the kernels' streaming stores need
+    # whole cache lines
+    _buffers.release()
+    held = [_buffers.empty(BIG, dtype) for dtype in (torch.float32, torch.float64)]
+    assert all(_ptr(t) % _buffers.ALIGN == 0 for t in held)
+    assert _ptr(torch.empty(BIG)) % _buffers.ALIGN == 0  # what torch does
 
 
 def test_training_steps_with_pooled_outputs_give_the_same_gradients(cpu_kernel):
     """Outputs of one step are never overwritten by the next while the graph holds them."""
     torch.manual_seed(0)
-    x = (torch.rand(4, 4, 1 << 20) * 1.5).requires_grad_()  # 64 MiB: pooled
+    x = (torch.rand(4, 4, 1 << 18) * 1.5).requires_grad_()  # 16 MiB: pooled
+    assert x.numel() * 4 >= _buffers.MIN_BYTES
     lif = neuron.LIF()
     grads = []
     for _ in range(3):

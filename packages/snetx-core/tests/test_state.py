@@ -69,6 +69,36 @@ def test_chunks_with_state_handed_over_equal_one_call_and_the_reference(name, de
         torch.testing.assert_close(got, gu0_ref, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("u0_grad", [True, False])
+def test_a_final_state_nobody_reads_is_not_written_and_changes_nothing(cpu_kernel, u0_grad):
+    # lif() without return_state, and a neuron that is not stateful, ask for no final
+    # state: the host kernel then writes none (and no dL/du0 unless u0 needs one), with the
+    # same spikes and gradients as the plain autograd loop
+    from snetx.snn import family, surrogate
+
+    x, g = _data((3, 7, 4), seed=5)
+    u0 = (torch.rand(3, 4, dtype=torch.float64) - 0.2).requires_grad_(u0_grad)
+    xs = x.clone().requires_grad_()
+    s = functional.lif(xs, tau=1.5, v_reset=-0.3, u0=u0)
+    inputs = (xs, u0) if u0_grad else (xs,)
+    got = _grads(s, inputs, g)
+    xr = x.clone().requires_grad_()
+    s_ref, _ = lif_reference_state(xr, 1 / 1.5, 1.0, -0.3, "arctan", 4.0, False, u0=u0)
+    want = _grads(s_ref, (xr, u0) if u0_grad else (xr,), g)
+    assert torch.equal(s, s_ref.detach()) and 0 < s.mean() < 1
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    _, state = functional.run_neuron(
+        family.LIF, x, (1 / 1.5,), (1.0, -0.3), False, surrogate.arc_tan, 4.0, False,
+        last=False,
+    )  # fmt: skip
+    if cpu_kernel == "host":
+        assert state is None
+    lif = neuron.LIF(tau=1.5, stateful=True)
+    lif(x)
+    assert lif.state is not None and lif.state.shape == (3, 4)
+
+
 @pytest.mark.parametrize("channels", [None, 2])
 @pytest.mark.parametrize("reset", list(RESETS))
 @pytest.mark.parametrize("detach", [False, True])

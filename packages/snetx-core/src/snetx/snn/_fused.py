@@ -67,7 +67,8 @@ def no_double_backward(grads, *links):
 class Rule(NamedTuple):
     """The validated constants of one call: the neuron, its constants (``v_th``,
     ``v_reset`` -- 0 when soft --, then its own), the reset, surrogate, ``alpha`` and
-    ``detach``."""
+    ``detach``; ``last`` False when the caller does not read the final state (a backend
+    may then return None for it: the host kernel skips writing it, 1/T of its output)."""
 
     desc: Description
     consts: Tuple[float, ...]
@@ -75,6 +76,7 @@ class Rule(NamedTuple):
     sg: type
     alpha: float
     detach: bool
+    last: bool = True
 
     @property
     def padded(self):
@@ -213,7 +215,7 @@ def _forward_host(x3, rule, st0, kf):
     """(spikes, st_last) of the contiguous x3."""
     n, T, f = x3.shape
     spikes = _buffers.empty(x3.shape, x3.dtype)  # large ones reused: no fresh pages
-    st_last = torch.empty((len(rule.desc.states), n, f), dtype=x3.dtype)
+    st_last = torch.empty((len(rule.desc.states), n, f), dtype=x3.dtype) if rule.last else None
     st0c, kfc = _small(st0, x3.dtype), _small(kf, x3.dtype)
     _kernel(rule, "forward", x3.dtype)(
         *(_ptr(x3), _ptr(spikes), _ptr(st0c), _ptr(st_last), _ptr(kfc)),
@@ -222,9 +224,10 @@ def _forward_host(x3, rule, st0, kf):
     return spikes, st_last
 
 
-def _backward_host(x3, gs3, g_stlast, st0, kf, rule, want_k):
+def _backward_host(x3, gs3, g_stlast, st0, kf, rule, want_k, want_st0):
     """The kernel recomputes the steps from x (and st0, kf) as its forward did; dL/dkf
-    is each neuron's share, summed over the batch by torch (the same bits every run)."""
+    is each neuron's share, summed over the batch by torch (the same bits every run);
+    dL/dst0 only when ``want_st0`` (else None)."""
     n, T, f = x3.shape
     dtype = x3.dtype
     gs = gs3
@@ -232,7 +235,7 @@ def _backward_host(x3, gs3, g_stlast, st0, kf, rule, want_k):
         gs = _buffers.empty(gs3.shape, dtype)
         gs.copy_(gs3)
     grad_x = _buffers.empty(x3.shape, dtype)
-    g_st0 = torch.empty((len(rule.desc.states), n, f), dtype=dtype)
+    g_st0 = torch.empty((len(rule.desc.states), n, f), dtype=dtype) if want_st0 else None
     g_k = torch.empty((len(rule.desc.decays), n, f), dtype=dtype) if want_k else None
     gsl, st0c, kfc = _small(g_stlast, dtype), _small(st0, dtype), _small(kf, dtype)
     sg_id = _sg.SURROGATE_IDS[_sg.name_of(rule.sg)]
@@ -284,9 +287,9 @@ class Fused(torch.autograd.Function):
         x3, gs3 = _flat(x), _flat(grad_s)
         with torch.no_grad():
             if ctx.host:
-                want_k = ctx.needs_input_grad[2]
+                want_k, want_st0 = ctx.needs_input_grad[2], ctx.needs_input_grad[1]
                 gx, g_st0, g_k = _backward_host(
-                    x3.contiguous(), gs3, grad_stlast, st0, kf, rule, want_k
+                    x3.contiguous(), gs3, grad_stlast, st0, kf, rule, want_k, want_st0
                 )
             else:
                 gx, g_st0, g_k = _backward_eager(x3, gs3, grad_stlast, st0, kf, rule)

@@ -152,11 +152,11 @@ def prepare_call(desc, x, state0=None, k=()):
     return Call(st0, kf, None, state0)
 
 
-def make_rule(desc, consts, soft, sg, alpha, detach):
+def make_rule(desc, consts, soft, sg, alpha, detach, last=True):
     """The kernels' :class:`~snetx.snn._fused.Rule`: the constants as floats, ``v_reset``
     (the second) 0 when the reset is soft."""
     consts = tuple(0.0 if (soft and i == 1) else float(c) for i, c in enumerate(consts))
-    return Rule(desc, consts, bool(soft), sg, alpha, bool(detach))
+    return Rule(desc, consts, bool(soft), sg, alpha, bool(detach), bool(last))
 
 
 #: Registered backends: (neuron name, backend name) -> ``fn(x, st0, kf, rule)`` returning
@@ -186,13 +186,14 @@ def _loop_decay(kd, x):
 
 
 def run_neuron(desc, x, k, consts, soft, sg, alpha, detach, fused=True, state0=None,
-               backend="torch"):  # fmt: skip
+               backend="torch", last=True):  # fmt: skip
     """(spikes, final state): the single dispatch point of every neuron, on validated
     arguments. ``desc`` is a :class:`snetx.snn.family.Description`, ``k`` its decays
     (numbers, or learned tensors), ``consts`` its constants (``v_reset`` ignored when
     ``soft``), ``alpha`` a number; ``fused`` (``surrogate.has_derivative(sg)``, decided
     once outside any compiled region) False runs the plain autograd loop, as does
-    ``torch.compile`` tracing the torch backend. ``state0`` None is rest."""
+    ``torch.compile`` tracing the torch backend. ``state0`` None is rest. ``last`` False:
+    the caller does not read the final state, which may then be None."""
     check_input(x)
     key = (desc.name, backend)
     if key not in BACKENDS:
@@ -207,29 +208,32 @@ def run_neuron(desc, x, k, consts, soft, sg, alpha, detach, fused=True, state0=N
     call = prepare_call(desc, x, state0, k)
     if call.empty is not None:
         return call.empty
-    rule = make_rule(desc, consts, soft, sg, alpha, detach)
+    rule = make_rule(desc, consts, soft, sg, alpha, detach, last)
     if backend == "torch" and (not fused or torch.compiler.is_compiling()):
         decays = tuple(_loop_decay(kd, x) for kd in k)
         return family.loop(desc, x, decays, rule.consts, soft, sg, alpha, detach, call.state0)
     spikes, st_last = BACKENDS[key](x, call.st0, call.kf, rule)
+    if st_last is None:
+        return spikes, None
     shape = step_shape(x)
     return spikes, desc.state(*(t.view(shape) for t in st_last.unbind(0)))
 
 
-def run_state(x, tau, v_th, v_reset, sg, alpha, detach, fused, u0=None, k=None):
+def run_state(x, tau, v_th, v_reset, sg, alpha, detach, fused, u0=None, k=None, last=True):
     """(spikes, u_last) of the LIF: :func:`run_neuron` with the LIF's arguments
-    (``v_reset`` None for the soft reset, ``k`` None or a learnable decay)."""
+    (``v_reset`` None for the soft reset, ``k`` None or a learnable decay; ``last`` False:
+    ``u_last`` may be None)."""
     decay = 1.0 / tau if k is None else k
     spikes, state = run_neuron(
         family.LIF, x, (decay,), (v_th, v_reset), v_reset is None, sg, alpha, detach, fused,
-        None if u0 is None else (u0,),
+        None if u0 is None else (u0,), last=last,
     )  # fmt: skip
-    return spikes, state.u
+    return spikes, None if state is None else state.u
 
 
 def run(x, tau, v_th, v_reset, sg, alpha, detach, fused):
     """Spikes of :func:`run_state` from rest (the original dispatch point)."""
-    return run_state(x, tau, v_th, v_reset, sg, alpha, detach, fused)[0]
+    return run_state(x, tau, v_th, v_reset, sg, alpha, detach, fused, last=False)[0]
 
 
 def lif(
@@ -269,8 +273,9 @@ def lif(
     sg = _sg.get(sg)
     alpha = resolve_alpha(check_alpha(alpha))
     spikes, u_last = run_state(
-        x, tau, v_th, v_reset, sg, alpha, bool(detach), _sg.has_derivative(sg), u0=u0
-    )
+        x, tau, v_th, v_reset, sg, alpha, bool(detach), _sg.has_derivative(sg), u0=u0,
+        last=bool(return_state),
+    )  # fmt: skip
     return (spikes, u_last) if return_state else spikes
 
 

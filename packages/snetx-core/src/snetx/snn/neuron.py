@@ -169,10 +169,11 @@ class SpikingNeuron(nn.Module):
 
     # ---- running -----------------------------------------------------------------------
     def _run(self, x, alpha, state0):
-        """(spikes, final state) through the registered backend."""
+        """(spikes, final state) through the registered backend (the final state None
+        unless ``stateful``: nothing reads it then)."""
         return F.run_neuron(
             *(self.description, x, self._decays(), self._consts(), self.v_reset is None),
-            *(self.sg, alpha, self.detach, self._fused, state0, self.backend),
+            *(self.sg, alpha, self.detach, self._fused, state0, self.backend, self.stateful),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

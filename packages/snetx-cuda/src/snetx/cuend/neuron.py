@@ -67,6 +67,7 @@ def lif(
     spikes, state = functional.run_neuron(
         family.LIF, x, (1.0 / tau,), (v_th, v_reset), v_reset is None, _sg_name(sg), alpha,
         bool(detach), state0=None if u0 is None else (u0,), backend="cuda",
+        last=bool(return_state),
     )  # fmt: skip
     return (spikes, state.u) if return_state else spikes
 
