@@ -11,8 +11,8 @@
 // prefetcher to get ahead of, so each thread asks for what it reads next while it computes:
 // the next block's input rows (forward, and the backward's reverse pass) and this block's
 // output-gradient rows (during the backward's recomputation). Measured at 16x16x65536
-// float32, 2 threads, data not in cache: forward 5.4 -> 4.4 ms, backward 11.2 -> 8.7 ms
-// (benchmarks/RESULTS.md).
+// float32, 2 threads, data not in cache: forward 5.9 -> 4.1-4.5 ms, backward 11.2 -> 8.7-9.0
+// ms (benchmarks/RESULTS.md).
 #include <cstdint>
 #include <cstring>
 #include <vector>
