@@ -3,6 +3,7 @@ and out-of-range events are one-line errors naming the file, sample and field; t
 cache serves only this user's private, finite, up-to-date entries; a read-only cache
 works; a full disk says so."""
 
+import multiprocessing
 import os
 import pickle
 import subprocess
@@ -193,6 +194,7 @@ def test_damaged_event_files_end_the_command_in_one_line(tmp_path, capsys, kind,
     argv += ["--data-dir", str(tmp_path / "data"), "--no-download", "--batch-size", "2"]
     argv += ["--epochs", "1", "--quiet", "--no-plots", "--workers", workers]
     assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert not multiprocessing.active_children()  # the loader's workers stopped first
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     for word in expected:
@@ -400,6 +402,9 @@ def test_a_full_disk_while_caching_says_so_and_leaves_no_partial_entry(
     argv += ["--batch-size", "2", "--epochs", "1", "--quiet", "--no-plots", "--workers", workers]
     argv += ["--cache-dir", str(small_disk), "--out", str(tmp_path / "run")]
     assert main(argv) == 2
+    # the loader's workers were stopped before the command returned: none is left
+    # writing into the cache after the error
+    assert not multiprocessing.active_children()
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert "no space left on device" in err and str(small_disk) in err

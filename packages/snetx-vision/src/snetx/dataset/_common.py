@@ -1,7 +1,8 @@
 """What every loader shares: the errors, IDX checks, default transforms, the bundled
-digits set and the DataLoader options. Facts about each dataset live in
+digits set, the DataLoader options and iteration. Facts about each dataset live in
 :mod:`snetx.dataset.registry` (imported lazily here: the registry's readers import this)."""
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ __all__ = [
     "default_transforms",
     "default_num_workers",
     "loader_options",
+    "batches",
 ]
 
 
@@ -181,3 +183,22 @@ def loader_options(num_workers, pin_memory, persistent_workers=None):
     if num_workers > 0:
         opts["persistent_workers"] = True if persistent_workers is None else persistent_workers
     return opts
+
+
+@contextlib.contextmanager
+def batches(loader):
+    """An iterator over ``loader`` whose worker processes are stopped, and waited for, when
+    an exception leaves the loop. Without this a reference cycle through the exception's
+    traceback keeps the iterator, and so its workers, alive after the command has
+    returned, still reading and writing (a full disk's partial frame-cache entries).
+    Persistent workers are kept when the loop ends normally."""
+    it = iter(loader)
+    try:
+        yield it
+    except BaseException:
+        stop = getattr(it, "_shutdown_workers", None)  # torch's; single-process: absent
+        if stop is not None:
+            stop()
+            if getattr(loader, "_iterator", None) is it:  # persistent: the next iter() anew
+                loader._iterator = None
+        raise

@@ -55,6 +55,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import readers as _readers
 from . import registry as _registry
+from ._common import batches
 from ._frame_cache import FrameCache
 from .errors import DatasetCorruptError, DatasetError
 from .loaders import SPLIT_BY, public_functions
@@ -183,11 +184,13 @@ class FrameDataset(Dataset):
         loader = DataLoader(
             _Indices(self, missing), batch_size=None, num_workers=num_workers, shuffle=False
         )
-        bar = tqdm(
-            loader, total=len(missing), desc=f"frames {self.cache.name}", leave=False, disable=None
-        )  # fmt: skip  (None: no bar when stderr is not a terminal)
-        for _ in bar:
-            pass
+        with batches(loader) as it:
+            bar = tqdm(
+                it, total=len(missing), desc=f"frames {self.cache.name}", leave=False,
+                disable=None,
+            )  # fmt: skip  (None: no bar when stderr is not a terminal)
+            for _ in bar:
+                pass
 
 
 def sample_file(source, i):

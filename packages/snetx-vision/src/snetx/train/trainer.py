@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from snetx.dataset._common import batches
 from snetx.snn import memory as saving
 from snetx.snn import monitor
 from snetx.snn.energy import SynapticOpsCounter
@@ -231,24 +232,25 @@ class Trainer:
         self._set_lr()
         self.model.train()
         self._t0 = time.perf_counter()
-        bar = self._bar(self.train_loader, f"epoch {self.epoch + 1}/{self.args.epochs}")
         steps_per_epoch = len(self.train_loader)
-        for step, (x, y) in enumerate(bar):
-            if step < skip:
-                continue
-            if step == skip and skip > 0:
-                checkpoint.set_rng_states(self._resume["rng"])
-            if self.epoch * steps_per_epoch + step == self._interrupt_at:
-                self.stop.requested = True
-            if self.run.any(self.stop.requested):
-                bar.close()
-                self.save()
-                return False
-            self.train_step(x, y)
-            self.step = step + 1
-            s = self.sums
-            bar.set_postfix(loss=f"{s[0] / s[2]:.4f}", acc=f"{s[1] / s[2]:.2%}")
-        bar.close()
+        with batches(self.train_loader) as stream:
+            bar = self._bar(stream, f"epoch {self.epoch + 1}/{self.args.epochs}")
+            for step, (x, y) in enumerate(bar):
+                if step < skip:
+                    continue
+                if step == skip and skip > 0:
+                    checkpoint.set_rng_states(self._resume["rng"])
+                if self.epoch * steps_per_epoch + step == self._interrupt_at:
+                    self.stop.requested = True
+                if self.run.any(self.stop.requested):
+                    bar.close()
+                    self.save()
+                    return False
+                self.train_step(x, y)
+                self.step = step + 1
+                s = self.sums
+                bar.set_postfix(loss=f"{s[0] / s[2]:.4f}", acc=f"{s[1] / s[2]:.2%}")
+            bar.close()
         self._train_time = time.perf_counter() - self._t0
         return True
 
@@ -300,8 +302,8 @@ class Trainer:
         args, device = self.args, self.device
         loss = correct = count = 0.0
         amp = torch.autocast(device.type, enabled=args.amp, dtype=build.amp_dtype(device))
-        with torch.no_grad(), amp:
-            for x, y in self.test_loader:
+        with torch.no_grad(), amp, batches(self.test_loader) as stream:
+            for x, y in stream:
                 if stoppable and self.epoch + 1 == self._interrupt_eval:
                     self.stop.requested = True
                 if stoppable and self.run.any(self.stop.requested):
