@@ -113,6 +113,7 @@ def test_ctrl_c_writes_checkpoint(tmp_path):
     assert ckpt["epoch"] >= 1
 
 
+@pytest.mark.slow  # CI: test_strategy's DDP run under torchrun checks the same
 def test_torchrun_two_processes_gloo(tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
