@@ -37,6 +37,7 @@ from _util import copy_bandwidth, markdown_table, median_time, saved_bytes
 from snetx.snn import _host_kernel
 from snetx.snn import functional as F
 from snetx.snn.algorithm import TETLoss, Tosnn
+from snetx.snn.surrogate import SURROGATE_IDS
 
 warnings.filterwarnings("ignore")
 TAU, ALPHA = 2.0, 4.0
@@ -196,6 +197,12 @@ def pinned(mode, run):
     return call
 
 
+def roofline(n, bandwidth):
+    """Seconds for the least a fwd+bwd of ``n`` float32 elements can move: 20 bytes each
+    (see the module doc) at ``bandwidth`` bytes/s."""
+    return 20 * n / bandwidth
+
+
 def lif_rows(libs, repeats, shapes, bandwidth, records):
     """(Markdown table, notes); one dict per row is appended to ``records``."""
     rows, notes = [], []
@@ -203,7 +210,7 @@ def lif_rows(libs, repeats, shapes, bandwidth, records):
         torch.manual_seed(0)
         x, g = torch.rand(shape) * 1.5, torch.randn(shape)
         n = x.numel()
-        roofline = 20 * n / bandwidth  # bytes per element: see the module doc
+        limit = roofline(n, bandwidth)
         xt, gt = x.transpose(0, 1).contiguous(), g.transpose(0, 1).contiguous()
         base_fn, _ = snetx_lif()
         runners, saved = {}, {}
@@ -237,7 +244,7 @@ def lif_rows(libs, repeats, shapes, bandwidth, records):
                     "ms": round(t * 1e3, 2),
                     "p90_ms": round(p90 * 1e3, 2),
                     "vs_fastest_snetx": round(t / ref_time, 3),
-                    "vs_roofline": round(t / roofline, 3),
+                    "vs_roofline": round(t / limit, 3),
                     "saved_mib": round(saved[name] / 2**20, 1),
                 }
             )
@@ -250,7 +257,7 @@ def lif_rows(libs, repeats, shapes, bandwidth, records):
                     f"{p90 / t:.2f}",
                     f"{t / ref_time:.2f}x",
                     f"{min(peers) / t:.1f}x" if peers and name.startswith("snetx") else "",
-                    f"{t / roofline:.2f}x",
+                    f"{t / limit:.2f}x",
                     f"{saved[name] / 2**20:.0f}",
                 ]
             )
@@ -282,6 +289,7 @@ def kernel_rows(repeats, shapes, bandwidth, records, evict_mib=512):
     fwd, bwd = lib.snetx_lif_forward_f32, lib.snetx_lif_backward_f32
     junk = torch.zeros(evict_mib << 18)
     consts = (ctypes.c_float * 4)(1.0, 0.0, 0.0, 0.0)
+    arctan = SURROGATE_IDS["arctan"]
     threads, rows = torch.get_num_threads(), []
     for shape in shapes:
         n_, t_, d = shape
@@ -297,18 +305,18 @@ def kernel_rows(repeats, shapes, bandwidth, records, evict_mib=512):
             times["forward"].append(time.perf_counter() - t0)
             junk.add_(1)
             t0 = time.perf_counter()
-            bwd(px, pgs, pgx, None, None, pk, None, None, consts, n_, t_, d, ALPHA, 0, 0, 0,
-                threads)  # fmt: skip
+            bwd(px, pgs, pgx, None, None, pk, None, None, consts, n_, t_, d, ALPHA, arctan, 0,
+                0, threads)  # fmt: skip
             times["backward"].append(time.perf_counter() - t0)
         f, b = (quantile(sorted(times[w][1:]), 0.5) for w in ("forward", "backward"))
         n = x.numel()
-        roofline = 20 * n / bandwidth
+        limit = roofline(n, bandwidth)
         records.append(
             {
                 "shape": "x".join(map(str, shape)),
                 "forward_ms": round(f * 1e3, 2),
                 "backward_ms": round(b * 1e3, 2),
-                "vs_roofline": round((f + b) / roofline, 3),
+                "vs_roofline": round((f + b) / limit, 3),
             }
         )
         rows.append(
@@ -318,7 +326,7 @@ def kernel_rows(repeats, shapes, bandwidth, records, evict_mib=512):
                 f"{8 * n / f / 1e9:.1f}",
                 f"{b * 1e3:.2f}",
                 f"{12 * n / b / 1e9:.1f}",
-                f"{(f + b) / roofline:.2f}x",
+                f"{(f + b) / limit:.2f}x",
             ]
         )
     return markdown_table(

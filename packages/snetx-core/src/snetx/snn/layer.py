@@ -210,7 +210,7 @@ class _RecurrentFused(torch.autograd.Function):
                     gs = torch.addmm(gs, g_xin[t + 1], w)
                 args = (x_in[t].view(n, 1, f), gs.reshape(n, 1, f), g_st, states[t], kf, rule)
                 if host:
-                    gx, g_st, gk = _fused._backward_host(*args, want_k, True)
+                    gx, g_st, gk = _fused._backward_host(*args, want_k, want_st0=True)
                 else:
                     gx, g_st, gk = _fused._backward_eager(*args)
                 g_xin[t] = gx.view(n, f)

@@ -173,7 +173,8 @@ class SpikingNeuron(nn.Module):
         unless ``stateful``: nothing reads it then)."""
         return F.run_neuron(
             *(self.description, x, self._decays(), self._consts(), self.v_reset is None),
-            *(self.sg, alpha, self.detach, self._fused, state0, self.backend, self.stateful),
+            *(self.sg, alpha, self.detach, self._fused, state0, self.backend),
+            last=self.stateful,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

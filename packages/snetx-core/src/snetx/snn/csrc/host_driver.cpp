@@ -31,8 +31,8 @@ constexpr int64_t kBlock = 512;  // neurons per inner vector loop; their state l
 // Large fresh outputs are mmap'ed and paid for page by page on first touch; asking for
 // transparent huge pages before the kernel writes them cuts that cost (what PyTorch's
 // THP_MEM_ALLOC_ENABLE does for its own allocations). Advice only: results are unchanged.
-// Only for buffers of 32 MiB and more: glibc serves smaller ones from reused heap memory
-// (already touched), where the advice only risks compaction stalls.
+// Only for buffers of 32 MiB and more: smaller ones are mostly memory already touched
+// (snetx's buffer pool, glibc's heap), where the advice only risks compaction stalls.
 void advise_huge_pages(void* p, int64_t bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     if (bytes < (int64_t(32) << 20)) return;
